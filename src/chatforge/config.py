@@ -1,0 +1,375 @@
+"""Typed configuration: presets in TOML, overridden by `section.key=value` on the command line.
+
+One `Config` holds a section per stage. Presets live in `chatforge/configs/<name>.toml`; a
+preset may name a `base` preset it extends. Unknown keys and values of the wrong type are
+rejected with a one-line error that names them, so a typo never silently trains the wrong model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatforge.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class RunConfig:
+    name: str = "latest"
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+
+@dataclass
+class CorpusConfig:
+    """Size of the built-in invented world and of each kind of text generated from it."""
+
+    seed: int = 0
+    languages: list[str] = field(default_factory=lambda: ["en", "tr"])
+    n_people: int = 120
+    n_places: int = 40
+    articles_per_entity: int = 2
+    stories: int = 400
+    arithmetic: int = 1500
+    code: int = 300
+    conversations: int = 3000
+    heldout_fraction: float = 0.1
+
+
+@dataclass
+class DataConfig:
+    """Collection and cleaning (stage 1); see chatforge.data."""
+
+    enabled: bool = True
+    executor: str = "local"  # local | ray
+    workers: int = 0  # 0 = all cores
+    ray_address: str = ""
+    languages: list[str] = field(default_factory=lambda: ["en", "tr"])
+    langid_threshold: float = 0.65
+    minhash_bands: int = 14
+    minhash_rows: int = 8
+    minhash_ngram: int = 5
+    decontam_ngram: int = 13
+    pii_masking: bool = True
+    shard_docs: int = 20000
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 4096
+    min_frequency: int = 2
+    max_train_chars: int = 50_000_000
+
+
+@dataclass
+class ModelConfig:
+    """Llama-style decoder. `depth` is the one size dial; width and heads follow unless set."""
+
+    depth: int = 4
+    width: int = 0  # 0 = depth * aspect_ratio
+    aspect_ratio: int = 64
+    head_dim: int = 64
+    n_kv_head: int = 0  # 0 = same as query heads (no GQA)
+    seq_len: int = 256
+    mlp: str = "swiglu"  # swiglu | relu2
+    qk_norm: bool = True
+    tie_embeddings: bool = False
+    rope_theta: float = 10000.0
+    dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """One training loop for pre-training, SFT and reward modelling; each stage has a copy."""
+
+    batch_size: int = 16  # sequences per micro-batch per process
+    grad_accum: int = 1
+    optimizer: str = "adamw"  # adamw | muon (Muon for 2-D matrices, AdamW for the rest)
+    lr: float = 3e-3
+    matrix_lr: float = 0.02  # Muon learning rate
+    min_lr_ratio: float = 0.0
+    schedule: str = "wsd"  # wsd (warmup-stable-decay) | cosine
+    warmup_frac: float = 0.02
+    cooldown_frac: float = 0.4
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    max_steps: int = 1000
+    time_budget: float = 0.0  # seconds; >0 plans the schedule for this wall time and stops there
+    epochs: int = 0  # SFT/RM: >0 sets max_steps from the dataset size
+    eval_every: int = 100
+    eval_batches: int = 8
+    checkpoint_every: int = 100
+    sample_every: int = 0
+    log_every: int = 10
+    compile: bool = False
+    val_fraction: float = 0.1
+
+
+@dataclass
+class SFTConfig:
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(lr=1e-3, max_steps=300, eval_every=50, batch_size=16)
+    )
+    mix_pretrain: float = 0.0
+
+
+@dataclass
+class CostConfig:
+    gpu: str = "cpu"
+    pue: float = 1.2
+    electricity_usd_per_kwh: float = 0.10
+    price_usd_per_gpu_hour: float = 0.0  # 0 = the GPU table's default price
+
+
+@dataclass
+class Config:
+    preset: str = "cpu"
+    run: RunConfig = field(default_factory=RunConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of some sections, used as a stage's cache key."""
+        payload = {s: _get_path(self, s.split(".")) for s in sections}
+        blob = json.dumps(_plain(payload), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_toml(self) -> str:
+        return _to_toml(self.to_dict())
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return obj
+
+
+def _get_path(obj: Any, parts: list[str]) -> Any:
+    for part in parts:
+        obj = getattr(obj, part)
+    return obj
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_config(preset: str = "cpu", overrides: list[str] | None = None) -> Config:
+    """Build a Config from a preset name (or a TOML path) plus `a.b=value` overrides."""
+    raw = _load_preset(preset, seen=())
+    cfg = Config()
+    _apply(cfg, raw, where=f"preset {preset!r}")
+    cfg.preset = preset
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. model.depth=6")
+        set_value(cfg, key.strip(), value.strip(), parse=True)
+    validate(cfg)
+    return cfg
+
+
+def _load_preset(preset: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    path = Path(preset) if preset.endswith(".toml") else PRESET_DIR / f"{preset}.toml"
+    if not path.exists():
+        raise ConfigError(
+            f"unknown preset {preset!r}: choose one of {', '.join(available_presets())} "
+            "or give a path to a .toml file"
+        )
+    if preset in seen:
+        raise ConfigError(f"preset {preset!r}: circular 'base' chain {' -> '.join(seen)}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    merged = _load_preset(base, seen + (preset,))
+    _deep_merge(merged, raw)
+    return merged
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _deep_merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _apply(obj: Any, raw: dict[str, Any], where: str, prefix: str = "") -> None:
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            child = _field_value(obj, key, dotted, where)
+            if not dataclasses.is_dataclass(child):
+                raise ConfigError(f"{where}: {dotted!r} is a value, not a section")
+            _apply(child, value, where, prefix=f"{dotted}.")
+        else:
+            set_value(obj, key, value, parse=False, where=where, dotted=dotted)
+
+
+def _field_value(obj: Any, key: str, dotted: str, where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(obj)}
+    if key not in names:
+        raise ConfigError(
+            f"{where}: unknown key {dotted!r} (known here: {', '.join(sorted(names))})"
+        )
+    return getattr(obj, key)
+
+
+def set_value(
+    obj: Any,
+    key: str,
+    value: Any,
+    parse: bool,
+    where: str = "override",
+    dotted: str | None = None,
+) -> None:
+    """Set a dotted key on a (nested) dataclass, converting and type-checking the value."""
+    dotted = dotted or key
+    *parents, leaf = key.split(".")
+    for i, part in enumerate(parents):
+        obj = _field_value(obj, part, ".".join(parents[: i + 1]), where)
+        if not dataclasses.is_dataclass(obj):
+            raise ConfigError(f"{where}: {'.'.join(parents[: i + 1])!r} is not a section")
+    _field_value(obj, leaf, dotted, where)
+    hints = typing.get_type_hints(type(obj))
+    target = hints[leaf]
+    if dataclasses.is_dataclass(target):
+        raise ConfigError(f"{where}: {dotted!r} is a section; set one of its keys")
+    setattr(obj, leaf, _coerce(value, target, dotted, where, parse))
+
+
+def _coerce(value: Any, target: Any, dotted: str, where: str, parse: bool) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {dotted}={value!r} is not a valid {expected}")
+
+    origin = typing.get_origin(target)
+    if origin in (typing.Union, types.UnionType):  # Optional[...] etc.
+        args = [a for a in typing.get_args(target) if a is not type(None)]
+        if value in (None, "none", "None", ""):
+            return None
+        return _coerce(value, args[0], dotted, where, parse)
+    if origin is list:
+        (inner,) = typing.get_args(target)
+        if parse and isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise bad("list")
+        return [_coerce(v, inner, dotted, where, parse) for v in value]
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if parse and isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if parse and isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad("boolean (true/false)")
+    if target is int:
+        if isinstance(value, bool):
+            raise bad("integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if parse and isinstance(value, str):
+            try:
+                number = float(value.replace("_", ""))
+            except ValueError:
+                raise bad("integer") from None
+            if number.is_integer():
+                return int(number)
+        raise bad("integer")
+    if target is float:
+        if isinstance(value, bool):
+            raise bad("number")
+        if isinstance(value, int | float):
+            return float(value)
+        if parse and isinstance(value, str):
+            try:
+                return float(value.replace("_", ""))
+            except ValueError:
+                raise bad("number") from None
+        raise bad("number")
+    if target is str:
+        if isinstance(value, str):
+            return value
+        raise bad("string")
+    raise bad(str(target))
+
+
+_CHOICES = {
+    "run.device": None,
+    "data.executor": ("local", "ray"),
+    "model.mlp": ("swiglu", "relu2"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field and range checks that types alone cannot express."""
+    for dotted, choices in _CHOICES.items():
+        value = _get_path(cfg, dotted.split("."))
+        if choices and value not in choices:
+            raise ConfigError(f"{dotted}={value!r}: choose one of {', '.join(choices)}")
+    for name, train in (("pretrain", cfg.pretrain), ("sft.train", cfg.sft.train)):
+        if train.optimizer not in ("adamw", "muon"):
+            raise ConfigError(f"{name}.optimizer={train.optimizer!r}: choose adamw or muon")
+        if train.schedule not in ("wsd", "cosine"):
+            raise ConfigError(f"{name}.schedule={train.schedule!r}: choose wsd or cosine")
+        for key in ("batch_size", "grad_accum", "max_steps"):
+            if getattr(train, key) < 1:
+                raise ConfigError(f"{name}.{key}={getattr(train, key)}: must be at least 1")
+        if train.lr <= 0:
+            raise ConfigError(f"{name}.lr={train.lr}: must be positive")
+        if not 0 < train.val_fraction < 1:
+            raise ConfigError(f"{name}.val_fraction={train.val_fraction}: must be in (0, 1)")
+    m = cfg.model
+    for key in ("depth", "seq_len", "head_dim", "aspect_ratio"):
+        if getattr(m, key) < 1:
+            raise ConfigError(f"model.{key}={getattr(m, key)}: must be at least 1")
+    width = m.width or m.depth * m.aspect_ratio
+    if width % m.head_dim:
+        raise ConfigError(f"model width {width} is not a multiple of model.head_dim={m.head_dim}")
+    n_head = width // m.head_dim
+    if m.n_kv_head and n_head % m.n_kv_head:
+        raise ConfigError(f"model.n_kv_head={m.n_kv_head} must divide the {n_head} query heads")
+    if cfg.tokenizer.vocab_size < 256 + 16:
+        raise ConfigError(
+            f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 272 "
+            "(256 bytes + special tokens)"
+        )
+
+
+def _to_toml(d: dict[str, Any], prefix: str = "") -> str:
+    scalars, tables = [], []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            scalars.append(f"{k} = {json.dumps(v)}")
+    out = "\n".join(scalars) + ("\n" if scalars else "")
+    for k, v in tables:
+        name = f"{prefix}{k}"
+        out += f"\n[{name}]\n" + _to_toml(v, prefix=f"{name}.")
+    return out
