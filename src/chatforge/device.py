@@ -1,0 +1,90 @@
+"""Device and dtype are chosen here and only here."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+# bf16 dense peak FLOP/s by GPU name fragment (vendor spec sheets; see REFERENCE.md).
+GPU_PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "H800": 989e12,
+    "A100": 312e12,
+    "B200": 2250e12,
+    "MI300X": 1307e12,
+    "L4": 121e12,
+    "A10": 125e12,
+    "4090": 165e12,
+}
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """`auto` prefers CUDA, then Apple MPS, then the CPU."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device(f"cuda:{local_rank}")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on GPUs; plain fp32 on CPU, where bf16 is slow."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatforge"
+
+
+def measure_cpu_matmul_peak(size: int = 1024, seconds: float = 0.5) -> float:
+    """Best fp32 FLOP/s of square matmuls on this CPU with the current thread count."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2 * size**3 / (time.perf_counter() - t0))
+    return best
+
+
+def peak_flops(device: torch.device) -> float:
+    """Peak FLOP/s for MFU: the GPU's bf16 spec, or this CPU's measured fp32 matmul peak.
+
+    The CPU figure is measured once per thread count and cached, since it varies by machine.
+    """
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, flops in GPU_PEAK_FLOPS.items():
+            if key in name:
+                return flops
+        return 312e12
+    threads = torch.get_num_threads()
+    cache = _cache_dir() / "cpu_peak.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if str(threads) in cached:
+            return float(cached[str(threads)])
+    except (OSError, ValueError):
+        cached = {}
+    peak = measure_cpu_matmul_peak()
+    cached[str(threads)] = peak
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(cached))
+    except OSError:
+        pass
+    return peak

@@ -1,0 +1,345 @@
+"""The model: a Llama-style decoder-only transformer with a KV cache.
+
+RoPE (Llama's half-split convention), RMSNorm with a weight, SwiGLU (or ReLU^2) MLP,
+grouped-query attention, optional QK-norm, no biases, `F.scaled_dot_product_attention`,
+optional weight tying. Kept Llama-shaped so an export can load in `LlamaForCausalLM`.
+This file holds the model and nothing else: no training, no tokenizer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int
+    n_layer: int = 4
+    n_embd: int = 256
+    n_head: int = 4
+    n_kv_head: int = 4
+    seq_len: int = 256
+    mlp: str = "swiglu"  # swiglu | relu2
+    mlp_hidden: int = 0  # 0 = Llama's rule: 8/3 * width (swiglu) or 4 * width, rounded to 64
+    qk_norm: bool = True
+    tie_embeddings: bool = False
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.mlp_hidden:
+            hidden = int(8 * self.n_embd / 3) if self.mlp == "swiglu" else 4 * self.n_embd
+            self.mlp_hidden = 64 * math.ceil(hidden / 64)
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @classmethod
+    def from_model_config(cls, mc, vocab_size: int) -> GPTConfig:  # mc: config.ModelConfig
+        """Derive the architecture from the one size dial (`depth`) and its rules."""
+        width = mc.width or mc.depth * mc.aspect_ratio
+        n_head = max(1, width // mc.head_dim)
+        return cls(
+            vocab_size=vocab_size,
+            n_layer=mc.depth,
+            n_embd=width,
+            n_head=n_head,
+            n_kv_head=mc.n_kv_head or n_head,
+            seq_len=mc.seq_len,
+            mlp=mc.mlp,
+            qk_norm=mc.qk_norm,
+            tie_embeddings=mc.tie_embeddings,
+            rope_theta=mc.rope_theta,
+            dropout=mc.dropout,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class KVCache:
+    """Preallocated keys/values for every layer; `length` slots are filled.
+
+    Rows of a batch share slot indices; with left-padded prompts, `valid` marks which slots
+    hold real tokens so padding is never attended to.
+    """
+
+    def __init__(self, cfg: GPTConfig, batch: int, max_len: int, device, dtype):
+        shape = (cfg.n_layer, batch, cfg.n_kv_head, max_len, cfg.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.valid = torch.zeros(batch, max_len, dtype=torch.bool, device=device)
+        self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)
+        self.length = 0
+        self.max_len = max_len
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep only the rows in `index` (e.g. after some sequences finished)."""
+        self.k, self.v = self.k[:, index], self.v[:, index]
+        self.valid, self.next_pos = self.valid[index], self.next_pos[index]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.size(-1),), self.weight, self.eps)
+
+
+def rope_tables(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor, Tensor]:
+    """cos/sin of shape positions.shape + (head_dim,), Llama's half-split layout."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=positions.device) / head_dim)
+    freqs = positions.float()[..., None] * inv_freq
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.size(-1) // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * hd, bias=False)
+        self.k_proj = nn.Linear(cfg.n_embd, cfg.n_kv_head * hd, bias=False)
+        self.v_proj = nn.Linear(cfg.n_embd, cfg.n_kv_head * hd, bias=False)
+        self.o_proj = nn.Linear(cfg.n_head * hd, cfg.n_embd, bias=False)
+        self.q_norm = RMSNorm(hd, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(hd, cfg.norm_eps) if cfg.qk_norm else None
+
+    def forward(
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        layer: int,
+        cache: KVCache | None,
+        mask: Tensor | None,
+    ) -> Tensor:
+        B, T, _ = x.shape
+        cfg, hd = self.cfg, self.cfg.head_dim
+        q = self.q_proj(x).view(B, T, cfg.n_head, hd)
+        k = self.k_proj(x).view(B, T, cfg.n_kv_head, hd)
+        v = self.v_proj(x).view(B, T, cfg.n_kv_head, hd)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        # cos/sin are (B or 1, T, hd); heads sit on dim 2 here.
+        q, k = apply_rope(q, cos[:, :, None], sin[:, :, None]), apply_rope(k, cos[:, :, None], sin[:, :, None])
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if cache is not None:
+            start = cache.length
+            cache.k[layer, :, :, start : start + T] = k
+            cache.v[layer, :, :, start : start + T] = v
+            k = cache.k[layer, :, :, : start + T]
+            v = cache.v[layer, :, :, : start + T]
+        gqa = cfg.n_kv_head != cfg.n_head
+        p = self.cfg.dropout if self.training else 0.0
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, enable_gqa=gqa)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, enable_gqa=gqa)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.swiglu = cfg.mlp == "swiglu"
+        if self.swiglu:
+            self.gate_proj = nn.Linear(cfg.n_embd, cfg.mlp_hidden, bias=False)
+        self.up_proj = nn.Linear(cfg.n_embd, cfg.mlp_hidden, bias=False)
+        self.down_proj = nn.Linear(cfg.mlp_hidden, cfg.n_embd, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.swiglu:
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(F.relu(self.up_proj(x)).square())
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin, layer, cache, mask):
+        x = x + self.drop(self.self_attn(self.input_layernorm(x), cos, sin, layer, cache, mask))
+        return x + self.drop(self.mlp(self.post_attention_layernorm(x)))
+
+
+class GPT(nn.Module):
+    """Decoder-only transformer. Parameter names follow Llama's for a direct HF export."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        if cfg.n_embd % cfg.n_head or cfg.n_head % cfg.n_kv_head:
+            raise ValueError(f"bad heads: width {cfg.n_embd}, heads {cfg.n_head}/{cfg.n_kv_head}")
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """GPT-2 init: N(0, 0.02); residual output projections scaled by 1/sqrt(2 * layers)."""
+        residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                nn.init.ones_(p)
+            elif name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, std=residual_std)
+            else:
+                nn.init.normal_(p, std=0.02)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and not self.cfg.tie_embeddings:
+            n -= self.embed_tokens.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token: 6 N (non-embedding) + 12 L H hd T for attention (PaLM)."""
+        c, t = self.cfg, seq_len or self.cfg.seq_len
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_head * c.head_dim * t
+
+    def hidden_states(
+        self,
+        idx: Tensor,
+        cache: KVCache | None = None,
+        key_valid: Tensor | None = None,
+    ) -> Tensor:
+        """Final-normed hidden states (B, T, width).
+
+        Without a cache: plain causal attention over `idx`. With a cache: `idx` continues the
+        cached slots; `key_valid` (B, T) marks real tokens of this chunk (False = left padding).
+        """
+        B, T = idx.shape
+        if cache is None:
+            if T > self.cfg.seq_len:
+                raise ValueError(f"sequence of {T} tokens exceeds context length {self.cfg.seq_len}")
+            positions = torch.arange(T, device=idx.device)[None]
+            mask = None
+        else:
+            if cache.length + T > cache.max_len:
+                raise ValueError(
+                    f"KV cache full: {cache.length} + {T} tokens exceeds its {cache.max_len} slots"
+                )
+            valid = key_valid if key_valid is not None else torch.ones_like(idx, dtype=torch.bool)
+            start = cache.length
+            cache.valid[:, start : start + T] = valid
+            # Positions count real tokens only, so left padding does not shift RoPE phases.
+            positions = cache.next_pos[:, None] + valid.long().cumsum(1) - 1
+            positions = positions.clamp(min=0)
+            cache.next_pos = cache.next_pos + valid.long().sum(1)
+            slots = torch.arange(start + T, device=idx.device)
+            causal = slots[None, :] <= (start + torch.arange(T, device=idx.device))[:, None]
+            mask = causal[None] & cache.valid[:, None, : start + T]
+            mask = mask | (slots[None, None, :] == (start + torch.arange(T, device=idx.device))[None, :, None])
+            mask = mask[:, None]  # (B, 1, T, S): broadcast over heads
+        cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
+        x = self.embed_tokens(idx)
+        for i, block in enumerate(self.layers):
+            x = block(x, cos, sin, i, cache, mask)
+        if cache is not None:
+            cache.length += T
+        return self.norm(x)
+
+    def forward(
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        cache: KVCache | None = None,
+        key_valid: Tensor | None = None,
+    ) -> Tensor:
+        """Logits (B, T, vocab); with `targets`, the mean cross-entropy instead.
+
+        Targets equal to -100 are ignored: SFT masks non-assistant tokens that way.
+        """
+        h = self.hidden_states(idx, cache, key_valid)
+        if targets is None:
+            return self.lm_head(h).float()
+        logits = self.lm_head(h).float()
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+        p = next(self.parameters())
+        return KVCache(self.cfg, batch, max_len or self.cfg.seq_len, p.device, p.dtype)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: list[int],
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_ids: tuple[int, ...] = (),
+        use_cache: bool = True,
+    ) -> list[int]:
+        """Sample a continuation of one prompt (the simple reference; see chatforge.engine)."""
+        device = next(self.parameters()).device
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed if seed is not None else 0)
+        ids = list(prompt)
+        budget = min(max_new_tokens, self.cfg.seq_len - len(ids))
+        cache = self.new_cache(1) if use_cache else None
+        step_input = ids
+        out: list[int] = []
+        for _ in range(max(0, budget)):
+            x = torch.tensor([step_input if use_cache else ids], device=device)
+            logits = self(x, cache=cache)[:, -1]
+            nxt = int(sample_next(logits, temperature, top_k, top_p, gen)[0])
+            out.append(nxt)
+            ids.append(nxt)
+            step_input = [nxt]
+            if nxt in stop_ids:
+                break
+        return out
+
+
+def sample_next(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Next token per row from (B, vocab) logits; temperature 0 is greedy."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the mass before it already reaches top_p (always keep the first).
+        drop = (cum - sorted_logits.softmax(-1)) >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
