@@ -46,6 +46,38 @@ class CorpusConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Heuristic quality thresholds (Gopher, C4, FineWeb); defaults are the published values."""
+
+    gopher_min_words: int = 50
+    gopher_max_words: int = 100_000
+    gopher_min_mean_word_len: float = 3.0
+    gopher_max_mean_word_len: float = 10.0
+    gopher_max_symbol_ratio: float = 0.1  # '#' or ellipses per word
+    gopher_max_bullet_lines: float = 0.9
+    gopher_max_ellipsis_lines: float = 0.3
+    gopher_min_alpha_words: float = 0.8
+    gopher_min_stop_words: int = 2
+    gopher_dup_line_frac: float = 0.3
+    gopher_dup_para_frac: float = 0.3
+    gopher_dup_line_char_frac: float = 0.2
+    gopher_dup_para_char_frac: float = 0.2
+    gopher_top_ngram_frac: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])
+    gopher_dup_ngram_frac: list[float] = field(
+        default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
+    )
+    c4_max_word_len: int = 1000
+    c4_min_words_per_line: int = 3
+    c4_min_sentences: int = 5
+    c4_terminal_punct: bool = False  # FineWeb turns this C4 rule off
+    fineweb_min_punct_lines: float = 0.12
+    fineweb_max_short_lines: float = 0.67
+    fineweb_short_line_chars: int = 30
+    fineweb_max_dup_line_chars: float = 0.1  # the paper's value; datatrove's code uses 0.01
+    fineweb_max_newline_ratio: float = 0.3
+
+
+@dataclass
 class DataConfig:
     """Collection and cleaning (stage 1); see chatforge.data."""
 
@@ -59,8 +91,16 @@ class DataConfig:
     minhash_rows: int = 8
     minhash_ngram: int = 5
     decontam_ngram: int = 13
+    decontam_min_words: int = 8  # shorter evaluation items are matched whole, not skipped
     pii_masking: bool = True
     shard_docs: int = 20000
+    batch_docs: int = 500  # documents per step batch (bounds worker memory)
+    partitions: int = 8  # hash partitions of the dedup shuffle
+    max_doc_chars: int = 1_000_000
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    quality_overrides: list[str] = field(default_factory=list)  # "tr:gopher_max_words=2e5"
+    prose_skip_sources: list[str] = field(default_factory=lambda: ["code"])
+    web_pages: int = 1200  # size of the built-in dirty web crawl
 
 
 @dataclass
