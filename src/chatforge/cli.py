@@ -107,13 +107,18 @@ def tokenizer_train(
     files: Annotated[list[Path], typer.Argument(help="text files to train on")],
     out: Annotated[Path, typer.Option(help="output directory for tokenizer.json")],
     vocab_size: Annotated[int, typer.Option(help="target vocabulary size")] = 4096,
+    min_frequency: Annotated[int, typer.Option(help="merge only pairs seen this often")] = 2,
+    max_chars: Annotated[int, typer.Option(help="train on at most this many characters (0 = all)")] = 0,
 ) -> None:
-    """Train a byte-level BPE tokenizer on text files."""
+    """Train a byte-level BPE tokenizer on text files (.txt, or .jsonl with a "text" field)."""
     from chatforge.tokenizer.bpe import iter_text_files, train_bpe
 
-    tok = train_bpe(iter_text_files(files), vocab_size=vocab_size)
-    tok.save(out)
-    typer.echo(json.dumps({"out": str(out), "vocab_size": tok.vocab_size}))
+    tok = train_bpe(
+        iter_text_files(files), vocab_size=vocab_size, min_frequency=min_frequency,
+        max_chars=max_chars or None,
+    )
+    path = tok.save(out)
+    typer.echo(json.dumps({"out": str(path), "vocab_size": tok.vocab_size}))
 
 
 @tokenizer_app.command("encode")
@@ -121,17 +126,20 @@ def tokenizer_encode(
     text: Annotated[str, typer.Argument(help="text to encode")],
     tokenizer: Annotated[Path, typer.Option(help="tokenizer dir, tokenizer.json or .tiktoken file")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    allow_special: Annotated[bool, typer.Option(help="encode <|...|> strings as special tokens")] = False,
 ) -> None:
     """Print the token ids and pieces of a text."""
     from chatforge.tokenizer.bpe import load_tokenizer
 
     tok = load_tokenizer(tokenizer)
-    ids = tok.encode(text)
+    ids = tok.encode(text, allowed_special=allow_special)
     pieces = [tok.decode_bytes([i]).decode("utf-8", errors="backslashreplace") for i in ids]
+    n_bytes = len(text.encode("utf-8"))
     if as_json:
-        typer.echo(json.dumps({"ids": ids, "pieces": pieces}, ensure_ascii=False))
+        typer.echo(json.dumps({"ids": ids, "pieces": pieces, "bytes": n_bytes}, ensure_ascii=False))
         return
-    typer.echo(f"{len(ids)} tokens")
+    per_token = f", {n_bytes / len(ids):.2f} bytes/token" if ids else ""
+    typer.echo(f"{len(ids)} tokens, {n_bytes} bytes{per_token}")
     typer.echo("ids:    " + " ".join(map(str, ids)))
     typer.echo("pieces: " + " ".join(repr(p) for p in pieces))
 

@@ -66,8 +66,10 @@ def _stage_pretrain(cfg: Config, run: RunDir) -> StageResult:
 
 STAGES: list[Stage] = [
     Stage("corpus", _stage_corpus, ("corpus",), help="generate the built-in corpus"),
-    Stage("tokenizer", _stage_tokenizer, ("tokenizer",), ("corpus",), help="train BPE"),
-    Stage("tokens", _stage_tokens, ("pretrain.val_fraction",), ("tokenizer",),
+    # The tokenizer holds out the validation documents, so it depends on the split's seed too.
+    Stage("tokenizer", _stage_tokenizer, ("tokenizer", "run.seed", "pretrain.val_fraction"),
+          ("corpus", "data"), help="train BPE"),
+    Stage("tokens", _stage_tokens, ("run.seed", "pretrain.val_fraction"), ("tokenizer",),
           help="encode documents into train/val token shards"),
     Stage("pretrain", _stage_pretrain, ("run.seed", "model", "pretrain"), ("tokens",),
           help="pre-train the base model"),

@@ -1,0 +1,114 @@
+"""The one chat template, shared by SFT, RLHF, evaluation and serving.
+
+A conversation renders as
+
+    <|bos|><|system_start|>S<|system_end|><|user_start|>U<|user_end|><|assistant_start|>A<|assistant_end|>...
+
+Message text is encoded with special tokens disabled, so a user who types "<|assistant_end|>"
+gets plain text, never a control token. For SFT the loss mask is True only on assistant
+content tokens and their <|assistant_end|> (what the model must learn to produce); the
+<|assistant_start|> that opens a turn is part of the prompt. `jinja_chat_template()` renders
+the same text for Hugging Face tooling (`tokenizer.apply_chat_template`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from chatforge.tokenizer.bpe import Tokenizer
+
+ROLES = ("system", "user", "assistant")
+BOS = "<|bos|>"
+EOT = "<|eot|>"
+ASSISTANT_START = "<|assistant_start|>"
+ASSISTANT_END = "<|assistant_end|>"
+_OPEN = {r: f"<|{r}_start|>" for r in ROLES}
+_CLOSE = {r: f"<|{r}_end|>" for r in ROLES}
+
+Message = Mapping[str, str]
+
+
+def check_messages(messages: Sequence[Message]) -> str | None:
+    """Why `messages` is not a valid conversation, or None when it is.
+
+    Valid: an optional system message first, then user and assistant turns alternating,
+    starting with the user; every content a string.
+    """
+    if not messages:
+        return "no messages"
+    turns = list(messages)
+    for i, m in enumerate(turns):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            return f"message {i} lacks 'role' or 'content'"
+        if m["role"] not in ROLES:
+            return f"message {i} has unknown role {m['role']!r} (expected one of {', '.join(ROLES)})"
+        if not isinstance(m["content"], str):
+            return f"message {i} content is not a string"
+    if turns[0]["role"] == "system":
+        turns = turns[1:]
+    for i, m in enumerate(turns):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != expected:
+            return f"turn {i} is {m['role']!r} where {expected!r} was expected (turns must alternate)"
+    return None
+
+
+def render_text(messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
+    """The template as text (what the Jinja template produces for the same messages)."""
+    parts = [BOS]
+    for m in messages:
+        parts += [_OPEN[m["role"]], m["content"], _CLOSE[m["role"]]]
+    if add_generation_prompt:
+        parts.append(ASSISTANT_START)
+    return "".join(parts)
+
+
+def render_conversation(tok: Tokenizer, messages: Sequence[Message]) -> tuple[list[int], list[bool]]:
+    """Token ids of a whole conversation and its loss mask (True = train on this token)."""
+    ids = [tok.bos_id]
+    mask = [False]
+    for m in messages:
+        role = m["role"]
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        content = tok.encode(m["content"])
+        train = role == "assistant"
+        ids.append(tok.special_id(_OPEN[role]))
+        mask.append(False)
+        ids += content
+        mask += [train] * len(content)
+        ids.append(tok.special_id(_CLOSE[role]))
+        mask.append(train)  # the model must learn to end its turn
+    return ids, mask
+
+
+def render_prompt(tok: Tokenizer, messages: Sequence[Message]) -> list[int]:
+    """Ids of the conversation so far plus <|assistant_start|>: what generation continues."""
+    ids, _ = render_conversation(tok, messages)
+    return ids + [tok.special_id(ASSISTANT_START)]
+
+
+def stop_token_ids(tok: Tokenizer) -> tuple[int, ...]:
+    """Tokens that end an assistant reply: its end-of-turn, or end-of-text."""
+    return (tok.special_id(ASSISTANT_END), tok.eot_id)
+
+
+def jinja_chat_template() -> str:
+    """A Jinja chat template rendering exactly `render_text` (for HF `apply_chat_template`)."""
+    return _JINJA_TEMPLATE
+
+
+# Whitespace control (`{%-`, `-%}`) keeps the template's own line breaks out of the output, so
+# the rendered text equals `render_text` under plain Jinja and under HF's trim/lstrip settings.
+_JINJA_TEMPLATE = (
+    "{{- '<|bos|>' -}}\n"
+    "{%- for message in messages -%}\n"
+    "{%- if message['role'] == 'system' -%}<|system_start|>{{ message['content'] }}<|system_end|>\n"
+    "{%- elif message['role'] == 'user' -%}<|user_start|>{{ message['content'] }}<|user_end|>\n"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "<|assistant_start|>{{ message['content'] }}<|assistant_end|>\n"
+    "{%- else -%}{{ raise_exception('unknown role: ' + message['role']) }}\n"
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}<|assistant_start|>{%- endif -%}\n"
+)
