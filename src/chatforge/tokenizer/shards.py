@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,11 @@ def write_shards(
     val_fraction: float,
     seed: int,
     show_progress: bool = False,
+    split_of: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Encode documents ({"text", optional "lang", "source"}) into train/val shards; return the index.
+
+    `split_of` overrides the hash split, e.g. for one file cut into a head and a held-out tail.
 
     Files appear atomically; index.json is written last, so a directory whose index exists
     holds complete shards.
@@ -120,7 +123,10 @@ def write_shards(
             encoded = tokenizer.encode_batch([d["text"] for d in batch])
             parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
             for doc, ids in zip(batch, encoded, strict=True):
-                split = "val" if is_val(doc["text"], val_fraction, seed) else "train"
+                if split_of is not None:
+                    split = split_of(doc)
+                else:
+                    split = "val" if is_val(doc["text"], val_fraction, seed) else "train"
                 parts[split].append(np.array([bos, *ids], dtype=dtype))
                 stats[split].add(doc, len(ids) + 1, len(doc["text"].encode("utf-8")))
             for split, arrays in parts.items():
