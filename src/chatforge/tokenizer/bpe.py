@@ -189,6 +189,11 @@ class BPETokenizer(Tokenizer):
         encodings = self._hf_plain.encode_batch_fast(list(texts), add_special_tokens=False)
         return [e.ids for e in encodings]
 
+    def pre_tokenize(self, text: str) -> list[str]:
+        """The pieces the split regex cuts `text` into; BPE merges never cross their borders."""
+        pieces = self._hf_plain.pre_tokenizer.pre_tokenize_str(text)
+        return [text[start:end] for _, (start, end) in pieces]
+
     def save(self, directory: str | Path) -> Path:
         from chatforge.runs import atomic_write_text
 
