@@ -1,0 +1,218 @@
+"""Batched generation with a KV cache: the one place chatforge generates text.
+
+Chat, evaluation, RLHF rollouts and the server all call `Engine`. Prompts of different
+lengths are left-padded into one batch; one forward pass over the prompts fills the cache
+(prefill), then each step feeds one token per row (decode). Rows stop on their own (a stop
+token, a stop string, max_new_tokens or the model's context length) and finished rows leave
+the batch, so the rest keep decoding at the smaller batch size.
+
+Determinism: row r samples with its own generator seeded with `seed + r`, so its sample does
+not depend on what else shares the batch (generating that prompt alone with seed + r gives
+the same tokens); temperature 0 is greedy. The test suite
+pins KV-cache generation to no-cache generation and batched to one-by-one.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from chatforge.errors import ChatforgeError
+from chatforge.model.gpt import GPT, sample_next
+from chatforge.tokenizer.bpe import Tokenizer
+
+
+class ContextLengthError(ChatforgeError):
+    """A prompt leaves no room for a reply within the model's context length."""
+
+
+@dataclass
+class SamplingParams:
+    """How to sample. `stop_ids=None` means the tokenizer's end-of-turn and end-of-text."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    stop_ids: tuple[int, ...] | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Completion:
+    """One row's result. `tokens` include the stop token when one ended the row; `text`
+    never includes a stop token or stop string."""
+
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str = ""  # stop | length | context
+    prompt_tokens: int = 0
+
+
+class _TextState:
+    """Incremental UTF-8 decoding of one row, holding back a possible stop-string prefix."""
+
+    def __init__(self, stop: Sequence[str]):
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.stop = [s for s in stop if s]
+        self.text = ""
+        self.emitted = 0
+
+    def feed(self, data: bytes) -> tuple[str, bool]:
+        """Add a token's bytes; return (text safe to show now, whether a stop string appeared)."""
+        self.text += self.decoder.decode(data)
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        """Flush at the end of the row (an incomplete UTF-8 tail becomes U+FFFD)."""
+        self.text += self.decoder.decode(b"", final=True)
+        return self._release(final=True)[0]
+
+    def _release(self, final: bool) -> tuple[str, bool]:
+        hits = [i for i in (self.text.find(s) for s in self.stop) if i >= 0]
+        if hits:
+            self.text = self.text[: min(hits)]
+            return self._take(len(self.text)), True
+        hold = 0 if final else self._held_back()
+        return self._take(len(self.text) - hold), False
+
+    def _held_back(self) -> int:
+        """Length of the longest tail of the text that could begin a stop string."""
+        for s in sorted(self.stop, key=len, reverse=True):
+            for k in range(min(len(s) - 1, len(self.text)), 0, -1):
+                if self.text.endswith(s[:k]):
+                    return k
+        return 0
+
+    def _take(self, upto: int) -> str:
+        upto = max(upto, self.emitted)
+        delta = self.text[self.emitted : upto]
+        self.emitted = upto
+        return delta
+
+
+class Engine:
+    """Generate from a GPT; `tokenizer` is needed for text, streaming and stop strings."""
+
+    def __init__(self, model: GPT, tokenizer: Tokenizer | None = None):
+        self.model = model
+        self.tok = tokenizer
+
+    @property
+    def context_length(self) -> int:
+        return self.model.cfg.seq_len
+
+    def _stop_ids(self, params: SamplingParams) -> set[int]:
+        if params.stop_ids is not None:
+            return set(params.stop_ids)
+        if self.tok is None:
+            return set()
+        from chatforge.tokenizer.chat import stop_token_ids
+
+        return set(stop_token_ids(self.tok))
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams | None = None,
+        on_text: Callable[[int, str], None] | None = None,
+    ) -> list[Completion]:
+        """Complete every prompt; `on_text(row, delta)` receives text as it is generated."""
+        results: list[Completion] = []
+        for row, delta in self._run(prompts, params or SamplingParams(), results):
+            if on_text is not None:
+                on_text(row, delta)
+        return results
+
+    def stream(self, prompt: Sequence[int], params: SamplingParams | None = None) -> Iterator[str]:
+        """Text deltas of one prompt's completion, token by token (whole UTF-8 characters)."""
+        for _, delta in self._run([prompt], params or SamplingParams(), []):
+            yield delta
+
+    def generate_text(self, prompts: Sequence[Sequence[int]], params: SamplingParams | None = None) -> list[str]:
+        return [c.text for c in self.generate(prompts, params)]
+
+    @torch.no_grad()
+    def _run(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, results: list[Completion]
+    ) -> Iterator[tuple[int, str]]:
+        """Yield (row, text delta) while generating; fill `results` (one per prompt) at the end."""
+        if not prompts:
+            return
+        if params.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={params.max_new_tokens}: must be at least 1")
+        if params.stop and self.tok is None:
+            raise ValueError("stop strings need a tokenizer")
+        model, ctx = self.model, self.context_length
+        device = next(model.parameters()).device
+        lengths = [len(p) for p in prompts]
+        for i, n in enumerate(lengths):
+            if n == 0:
+                raise ValueError(f"prompt {i} is empty")
+            if n >= ctx:
+                raise ContextLengthError(
+                    f"prompt {i} has {n} tokens but the model's context length is {ctx}: "
+                    "shorten it (or start a new conversation) to leave room for a reply"
+                )
+        B, P = len(prompts), max(lengths)
+        # Each row may grow to the context length or max_new_tokens, whichever comes first.
+        budgets = [min(params.max_new_tokens, ctx - n) for n in lengths]
+        stop_ids = self._stop_ids(params)
+        gens = [torch.Generator(device=device).manual_seed(params.seed + r) for r in range(B)]
+        texts = [_TextState(params.stop) if self.tok is not None else None for _ in range(B)]
+        done = [Completion(prompt_tokens=n) for n in lengths]
+        pad = self.tok.pad_id if self.tok is not None else 0
+        idx = torch.full((B, P), pad, dtype=torch.long, device=device)
+        valid = torch.zeros(B, P, dtype=torch.bool, device=device)
+        for r, p in enumerate(prompts):
+            idx[r, P - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+            valid[r, P - len(p) :] = True
+        cache = model.new_cache(B, P + max(budgets))
+        logits = model(idx, cache=cache, key_valid=valid)[:, -1]
+        active = list(range(B))  # original row of each cache row
+        while active:
+            if params.temperature <= 0:
+                nxt = logits.argmax(-1).tolist()
+            else:
+                nxt = [
+                    int(sample_next(logits[i : i + 1], params.temperature, params.top_k, params.top_p, gens[r])[0])
+                    for i, r in enumerate(active)
+                ]
+            keep = []
+            for i, r in enumerate(active):
+                tok_id, comp, ts = nxt[i], done[r], texts[r]
+                comp.tokens.append(tok_id)
+                finished = ""
+                if tok_id in stop_ids:
+                    finished = "stop"
+                else:
+                    if ts is not None:
+                        delta, hit = ts.feed(self.tok.decode_bytes([tok_id]))
+                        if delta:
+                            yield r, delta
+                        if hit:
+                            finished = "stop"
+                    if not finished and len(comp.tokens) >= budgets[r]:
+                        finished = "length" if budgets[r] == params.max_new_tokens else "context"
+                if finished:
+                    comp.finish_reason = finished
+                    if ts is not None:
+                        tail = ts.finish()
+                        if tail:
+                            yield r, tail
+                        comp.text = ts.text
+                else:
+                    keep.append(i)
+            if len(keep) < len(active):
+                if not keep:
+                    break
+                cache.reorder(torch.tensor(keep, device=device))
+                active = [active[i] for i in keep]
+                nxt = [nxt[i] for i in keep]
+            step = torch.tensor(nxt, dtype=torch.long, device=device)[:, None]
+            logits = model(step, cache=cache)[:, -1]
+        results.extend(done)
