@@ -1,0 +1,172 @@
+"""What every source shares: the streaming `Source` base, path expansion, decompression, ids.
+
+Policy for bad input, the same in every reader: a record that cannot be read is skipped and
+counted in `Source.skipped` under a short reason, and the reader goes on with the next record
+(or stops cleanly at a truncated end of stream). Text that is not valid UTF-8 (or not valid in
+the encoding a page declares) is *skipped* as "invalid_utf8", not decoded with replacement
+characters: mis-decoded text is the mark of a wrong encoding (mojibake), and replacement
+characters scattered through a document would survive every later filter into the tokenizer.
+"""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import hashlib
+import io
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from chatforge.data.document import Document
+from chatforge.errors import InputError
+
+# A document larger than this is skipped as "too_large": it is almost always a dump, a log or a
+# data file, and one such record must not take a worker's memory. Readers take `max_bytes`.
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+
+# The exceptions a truncated or corrupt compressed stream raises while it is read.
+COMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, gzip.BadGzipFile)
+
+
+def doc_id(*parts: object) -> str:
+    """A stable id: sha1 of the parts that locate a record (source kind, file, offset or key)."""
+    return hashlib.sha1("\x1f".join(str(p) for p in parts).encode("utf-8")).hexdigest()
+
+
+def expand_paths(pattern: str, kind: str) -> list[Path]:
+    """Files matching a path or glob (sorted, so the order and the ids are deterministic)."""
+    matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+    if not matches:
+        raise InputError(f"source '{kind}:{pattern}': no file or directory matches {pattern}")
+    return [Path(m) for m in matches]
+
+
+def walk_files(roots: Iterable[Path], suffixes: tuple[str, ...]) -> Iterator[Path]:
+    """Files under each root (a file is yielded as is) whose name ends with one of `suffixes`."""
+    for root in roots:
+        if root.is_file():
+            yield root
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()  # deterministic order, and os.walk honours the in-place sort
+            for name in sorted(filenames):
+                if name.lower().endswith(suffixes):
+                    yield Path(dirpath) / name
+
+
+def compression_of(path: Path) -> str:
+    """'gz', 'bz2', 'zst' or '' from the file name."""
+    name = path.name.lower()
+    for suffix, kind in ((".gz", "gz"), (".bz2", "bz2"), (".zst", "zst"), (".zstd", "zst")):
+        if name.endswith(suffix):
+            return kind
+    return ""
+
+
+def strip_compression_suffix(name: str) -> str:
+    """'a.jsonl.gz' -> 'a.jsonl'."""
+    for suffix in (".gz", ".bz2", ".zstd", ".zst"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a file for streaming reads, decompressing gzip/bzip2 (and zstd if installed)."""
+    kind = compression_of(path)
+    if kind == "gz":
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        return bz2.open(path, "rb")
+    if kind == "zst":
+        try:
+            import zstandard
+        except ImportError as e:
+            raise InputError(
+                f"{path}: reading .zst needs the 'zstandard' package (pip install zstandard)"
+            ) from e
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+    return open(path, "rb")
+
+
+def truncation_reason(path: Path) -> str:
+    """The skip reason for a stream that ended early: 'truncated_gzip', 'truncated_bz2', ..."""
+    kind = compression_of(path)
+    return f"truncated_{kind}" if kind else "truncated"
+
+
+def decode_utf8(data: bytes) -> str | None:
+    """UTF-8 (a leading BOM dropped), or None when the bytes are not valid UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def read_capped(stream: IO[bytes], max_bytes: int) -> bytes | None:
+    """Read a whole (decompressed) stream, or None as soon as it passes `max_bytes`."""
+    data = stream.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
+
+
+def iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(byte offset, line) for each line; a line over `max_bytes` comes as None, unread."""
+    offset = 0
+    while True:
+        line = stream.readline(max_bytes + 1)
+        if not line:
+            return
+        start = offset
+        offset += len(line)
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            # Drain the rest of the gigantic line in bounded pieces instead of holding it.
+            while True:
+                rest = stream.readline(1 << 20)
+                offset += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield start, None
+            continue
+        yield start, line
+
+
+class Source:
+    """A streaming reader of documents. Subclasses implement `_iter`.
+
+    `kind` is the spec prefix ("warc", "wiki", ...), `path` the pattern it was opened with,
+    `skipped` counts records that could not become documents, by reason.
+    """
+
+    kind = ""
+
+    def __init__(self, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.skipped: Counter[str] = Counter()
+
+    def iter_documents(self) -> Iterator[Document]:
+        """Stream the documents; bad records are skipped and counted, never raised."""
+        return self._iter()
+
+    def __iter__(self) -> Iterator[Document]:
+        return self.iter_documents()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.kind}:{self.path})"
+
+    def _iter(self) -> Iterator[Document]:
+        raise NotImplementedError
+
+    def _checked(self, text: str) -> bool:
+        """Count and reject empty or oversized text; True when the text may become a document."""
+        if not text.strip():
+            self.skipped["empty"] += 1
+            return False
+        if len(text) > self.max_bytes:
+            self.skipped["too_large"] += 1
+            return False
+        return True

@@ -1,0 +1,93 @@
+"""Books as plain text files, with Project Gutenberg's header, footer and license stripped.
+
+The body is what lies between the "*** START OF THE PROJECT GUTENBERG EBOOK ... ***" and
+"*** END OF ..." markers (older files: "*END*THE SMALL PRINT!" and "End of the Project
+Gutenberg EBook"), less the "Produced by ..." credit that opens it. Title, author, language and
+ebook number are read from the header into metadata. Files without the markers are kept
+whole. One file is one document; a file over `max_bytes` is skipped as "too_large".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from chatforge.data.document import Document
+from chatforge.data.sources.base import (
+    COMPRESSION_ERRORS,
+    Source,
+    decode_utf8,
+    doc_id,
+    expand_paths,
+    open_binary,
+    read_capped,
+    truncation_reason,
+    walk_files,
+)
+
+_START = re.compile(
+    r"^\s*(\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG EBOOK.*|\*END\*THE SMALL PRINT!.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_END = re.compile(
+    r"^\s*(\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG EBOOK.*|End of (the )?Project Gutenberg'?s? .*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CREDIT = re.compile(
+    r"^\s*(Produced by|This e-?book was produced by|Transcribed by|E-text prepared by)", re.I
+)
+_HEADER_FIELD = re.compile(r"^(Title|Author|Language|Release Date):\s*(.+)$", re.MULTILINE)
+_EBOOK_NO = re.compile(r"\[E(?:Book|Text) #(\d+)\]", re.IGNORECASE)
+
+
+def strip_gutenberg(text: str) -> tuple[str, dict[str, str | bool]]:
+    """(body, header fields) of a Project Gutenberg text; other text comes back unchanged."""
+    start = _START.search(text)
+    if start is None:
+        return text.strip(), {}
+    header = text[: start.start()]
+    end = _END.search(text, start.end())
+    body = text[start.end() : end.start() if end else len(text)]
+    meta: dict[str, str | bool] = {"gutenberg": True}
+    meta |= {k.lower().replace(" ", "_"): v.strip() for k, v in _HEADER_FIELD.findall(header)}
+    if number := _EBOOK_NO.search(header):
+        meta["ebook_id"] = number.group(1)
+    # Drop the transcriber's credit paragraph that opens many bodies.
+    paragraphs = body.strip().split("\n\n")
+    while paragraphs and _CREDIT.match(paragraphs[0]):
+        paragraphs.pop(0)
+    return "\n\n".join(paragraphs).strip(), meta
+
+
+class BooksSource(Source):
+    """Plain-text books (.txt, optionally compressed), one document per file."""
+
+    kind = "books"
+
+    def __init__(self, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> None:
+        # Whole books run to several MB; the generic document cap would drop long novels.
+        super().__init__(path, max_bytes=max_bytes)
+        self.files = list(
+            walk_files(expand_paths(path, self.kind), (".txt", ".txt.gz", ".txt.bz2"))
+        )
+
+    def _iter(self) -> Iterator[Document]:
+        for path in self.files:
+            try:
+                with open_binary(path) as stream:
+                    data = read_capped(stream, self.max_bytes)
+            except (*COMPRESSION_ERRORS,):
+                self.skipped[truncation_reason(path)] += 1
+                continue
+            if data is None:
+                self.skipped["too_large"] += 1
+                continue
+            raw = decode_utf8(data)
+            if raw is None:
+                self.skipped["invalid_utf8"] += 1
+                continue
+            text, meta = strip_gutenberg(raw.replace("\r\n", "\n"))
+            if not self._checked(text):
+                continue
+            meta = {"gutenberg": False} | meta | {"file": str(path)}
+            yield Document(doc_id(self.kind, path.resolve()), self.kind, text, str(path), meta)

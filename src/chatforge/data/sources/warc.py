@@ -1,0 +1,381 @@
+"""Web crawls: WARC response records (HTML -> main text), WET conversion records, WAT metadata.
+
+Records are framed here rather than by warcio's iterator so that one record with a broken
+header costs that record only: the reader counts it as "bad_warc_header" and resynchronises
+on the next line that starts a WARC record. Each well-framed record is then handed to warcio,
+which parses the HTTP envelope and undoes chunked transfer and gzip/deflate content encoding.
+A truncated .warc.gz ends the file with "truncated_gzip" after the last whole record.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from chatforge.data.document import Document
+from chatforge.data.extract import extract_html, html_title
+from chatforge.data.sources.base import (
+    COMPRESSION_ERRORS,
+    DEFAULT_MAX_BYTES,
+    Source,
+    decode_utf8,
+    doc_id,
+    expand_paths,
+    open_binary,
+    truncation_reason,
+    walk_files,
+)
+
+WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".wat", ".wat.gz", ".warc.wet.txt")
+_MAX_HEADER_BYTES = 64 * 1024
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class _Record:
+    """One framed WARC record: header block, parsed header fields and the raw block bytes."""
+
+    __slots__ = ("offset", "header", "fields", "block")
+
+    def __init__(self, offset: int, header: bytes, fields: dict[str, str], block: bytes) -> None:
+        self.offset, self.header, self.fields, self.block = offset, header, fields, block
+
+
+class _Framer:
+    """Splits a decompressed WARC stream into records, counting and skipping broken ones.
+
+    Content-Length frames a record, but is checked against the stream: hand-made and
+    re-encoded WARCs (cc_net's WET sample among them) carry lengths in characters, or stale
+    ones. A block that swallows the start of the next record is cut there, and one that stops
+    short is extended to the next record start, so a wrong length costs neither record.
+    """
+
+    def __init__(self, stream: IO[bytes], skipped: Counter[str], max_bytes: int) -> None:
+        self.stream, self.skipped, self.max_bytes = stream, skipped, max_bytes
+        self.offset = 0  # offset in the decompressed stream of the next unread byte
+        self.pending = b""  # bytes read ahead and pushed back
+        self.length_mismatches = 0
+
+    def _readline(self) -> bytes:
+        if self.pending:
+            line, sep, rest = self.pending.partition(b"\n")
+            if sep:
+                self.pending = rest
+                self.offset += len(line) + 1
+                return line + sep
+            self.pending = b""
+            line += self.stream.readline(_MAX_HEADER_BYTES)
+        else:
+            line = self.stream.readline(_MAX_HEADER_BYTES)
+        self.offset += len(line)
+        return line
+
+    def _read(self, n: int) -> bytes:
+        head, self.pending = self.pending[:n], self.pending[n:]
+        data = head + self.stream.read(n - len(head)) if len(head) < n else head
+        self.offset += len(data)
+        return data
+
+    def _push_back(self, data: bytes) -> None:
+        self.pending = data + self.pending
+        self.offset -= len(data)
+
+    def _discard(self, n: int) -> int:
+        read = 0
+        while read < n:
+            chunk = self._read(min(1 << 20, n - read))
+            if not chunk:
+                break
+            read += len(chunk)
+        return read
+
+    def __iter__(self) -> Iterator[_Record]:
+        resyncing = False
+        while True:
+            start = self.offset
+            line = self._readline()
+            if not line:
+                return
+            if not line.strip():
+                continue
+            if not line.startswith(b"WARC/"):
+                if not resyncing:  # one count per broken record, not per line scanned past
+                    self.skipped["bad_warc_header"] += 1
+                    resyncing = True
+                continue
+            resyncing = False
+            header, fields = self._header(line)
+            length = _content_length(fields)
+            if fields is None or length is None:
+                self.skipped["bad_warc_header"] += 1
+                resyncing = True
+                continue
+            if length > self.max_bytes:
+                self.skipped["too_large"] += 1
+                if self._discard(length) < length:
+                    self.skipped["truncated"] += 1
+                    return
+                continue
+            block = self._read(length)
+            if len(block) < length:
+                self.skipped["truncated"] += 1
+                return
+            yield _Record(start, header, fields, self._true_block(block))
+
+    def _true_block(self, block: bytes) -> bytes:
+        """The block as the stream delimits it, pushing back any bytes of the next record."""
+        # Two lines of look-ahead catch a next record whose version line the block ate.
+        window = block + self._readline() + self._readline()
+        inside = _NEXT_RECORD.search(window)
+        if inside and inside.start("gap") < len(block) - 1:
+            self.length_mismatches += 1
+            self._push_back(window[inside.end("gap") :])
+            return block[: inside.start("gap")]
+        self._push_back(window[len(block) :])
+        extra = []
+        while True:
+            line = self._readline()
+            if not line or line.startswith(b"WARC/"):
+                self._push_back(line)
+                break
+            extra.append(line)
+        if not any(x.strip() for x in extra):
+            return block
+        if any(_HEADER_FIELD.match(x) for x in extra):
+            # Not the tail of this block but a record whose version line is broken.
+            self.skipped["bad_warc_header"] += 1
+            return block
+        self.length_mismatches += 1
+        return block + b"".join(extra).rstrip(b"\r\n")
+
+    def _header(self, first: bytes) -> tuple[bytes, dict[str, str] | None]:
+        lines = [first]
+        fields: dict[str, str] | None = {}
+        size = len(first)
+        while True:
+            line = self._readline()
+            size += len(line)
+            if not line or size > _MAX_HEADER_BYTES:
+                return b"".join(lines), None
+            lines.append(line)
+            if not line.strip():
+                return b"".join(lines), fields
+            name, sep, value = line.decode("utf-8", "replace").partition(":")
+            if not sep or not name.strip() or fields is None:
+                fields = None  # keep reading to the blank line so the block is skipped whole
+                continue
+            fields[name.strip().lower()] = value.strip()
+
+
+# A record start inside a block: a blank line, then a WARC version line and a WARC- field.
+_NEXT_RECORD = re.compile(rb"(?P<gap>\r?\n\r?\n)WARC/1\.[01]\r?\nWARC-")
+_HEADER_FIELD = re.compile(rb"(WARC-[A-Za-z-]+|Content-Length|Content-Type): ")
+
+
+def _content_length(fields: dict[str, str] | None) -> int | None:
+    if fields is None:
+        return None
+    try:
+        length = int(fields.get("content-length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def _iter_records(path: Path, skipped: Counter[str], max_bytes: int) -> Iterator[_Record]:
+    """Framed records of one file; a truncated or corrupt compressed stream ends the file."""
+    with open_binary(path) as stream:
+        try:
+            yield from _Framer(stream, skipped, max_bytes)
+        except (*COMPRESSION_ERRORS, zlib.error):
+            skipped[truncation_reason(path)] += 1
+
+
+def _target_uri(record: _Record) -> str:
+    # Wget writes the WARC/1.0 draft's "<uri>" form; strip the angle brackets.
+    return record.fields.get("warc-target-uri", "").strip("<>")
+
+
+def _warc_fields(record: _Record) -> dict[str, Any]:
+    f = record.fields
+    meta = {
+        "warc_type": f.get("warc-type", ""),
+        "warc_date": f.get("warc-date", ""),
+        "warc_record_id": f.get("warc-record-id", ""),
+    }
+    if "warc-identified-content-language" in f:
+        meta["language_hint"] = f["warc-identified-content-language"]
+    if "warc-refers-to" in f:
+        meta["warc_refers_to"] = f["warc-refers-to"]
+    return meta
+
+
+class WarcSource(Source):
+    """Documents from WARC response records (HTML extracted) and WET conversion records."""
+
+    kind = "warc"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        extractor: str = "resiliparse",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        kind: str = "warc",
+    ) -> None:
+        super().__init__(path, max_bytes=max_bytes)
+        self.kind = kind
+        self.extractor = extractor
+        self.files = list(walk_files(expand_paths(path, kind), WARC_SUFFIXES))
+        # Records that are not documents (warcinfo, request, revisit, metadata...), for reports.
+        self.record_types: Counter[str] = Counter()
+
+    def _iter(self) -> Iterator[Document]:
+        for path in self.files:
+            for record in _iter_records(path, self.skipped, self.max_bytes):
+                warc_type = record.fields.get("warc-type", "")
+                if warc_type == "response":
+                    doc = self._response(path, record)
+                elif warc_type == "conversion":
+                    doc = self._conversion(path, record)
+                else:
+                    self.record_types[warc_type or "unknown"] += 1
+                    continue
+                if doc is not None:
+                    yield doc
+
+    def _id(self, path: Path, record: _Record) -> str:
+        rid = record.fields.get("warc-record-id")
+        return doc_id(self.kind, rid) if rid else doc_id(self.kind, path.resolve(), record.offset)
+
+    def _response(self, path: Path, record: _Record) -> Document | None:
+        from warcio.archiveiterator import ArchiveIterator
+
+        try:
+            parsed = next(
+                iter(ArchiveIterator(io.BytesIO(record.header + record.block + b"\r\n\r\n")))
+            )
+            http = parsed.http_headers
+            body = parsed.content_stream().read()
+        except Exception:  # noqa: BLE001 - warcio raises many types on a malformed envelope
+            self.skipped["bad_http"] += 1
+            return None
+        if http is None:
+            self.record_types["response_without_http"] += 1
+            return None
+        status = http.get_statuscode()
+        if status != "200":
+            self.skipped["http_status"] += 1
+            return None
+        content_type = (http.get_header("Content-Type") or "").lower()
+        if not _looks_html(content_type, body):
+            self.skipped["non_html"] += 1
+            return None
+        try:
+            text = extract_html(body, self.extractor)
+            title = html_title(body)
+        except Exception:  # noqa: BLE001 - a parser crash on one page must not stop the crawl
+            self.skipped["unparseable_html"] += 1
+            return None
+        if not self._checked(text):
+            return None
+        meta = _warc_fields(record) | {
+            "content_type": content_type.split(";")[0].strip(),
+            "http_status": int(status),
+            "title": title,
+            "file": str(path),
+            "offset": record.offset,
+        }
+        return Document(self._id(path, record), self.kind, text, _target_uri(record), meta)
+
+    def _conversion(self, path: Path, record: _Record) -> Document | None:
+        text = decode_utf8(record.block)
+        if text is None:
+            self.skipped["invalid_utf8"] += 1
+            return None
+        text = text.strip()
+        if not self._checked(text):
+            return None
+        meta = _warc_fields(record) | {
+            "content_type": record.fields.get("content-type", ""),
+            "file": str(path),
+            "offset": record.offset,
+        }
+        return Document(self._id(path, record), self.kind, text, _target_uri(record), meta)
+
+
+def _looks_html(content_type: str, body: bytes) -> bool:
+    if content_type:
+        return content_type.startswith(_HTML_TYPES)
+    head = body[:1024].lstrip().lower()  # no declared type: sniff the first bytes
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+
+
+class WatSource(Source):
+    """Documents from WAT metadata records: the page title and meta description as text.
+
+    A WAT holds no body text; what it does hold (title, description, outlinks, HTTP status)
+    is kept so that URL- and link-based filters can run without the WARC. Request and
+    other non-response metadata records are counted in `record_types`, not as skipped.
+    """
+
+    kind = "wat"
+
+    def __init__(self, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(path, max_bytes=max_bytes)
+        self.files = list(walk_files(expand_paths(path, self.kind), WARC_SUFFIXES))
+        self.record_types: Counter[str] = Counter()
+
+    def _iter(self) -> Iterator[Document]:
+        for path in self.files:
+            for record in _iter_records(path, self.skipped, self.max_bytes):
+                if record.fields.get("warc-type") != "metadata" or "json" not in record.fields.get(
+                    "content-type", ""
+                ):
+                    self.record_types[record.fields.get("warc-type", "unknown")] += 1
+                    continue
+                doc = self._metadata(path, record)
+                if doc is not None:
+                    yield doc
+
+    def _metadata(self, path: Path, record: _Record) -> Document | None:
+        try:
+            envelope = json.loads(record.block)["Envelope"]
+        except (ValueError, KeyError, TypeError):
+            self.skipped["bad_json"] += 1
+            return None
+        payload = envelope.get("Payload-Metadata", {})
+        response = payload.get("HTTP-Response-Metadata")
+        if response is None:
+            self.record_types[payload.get("Actual-Content-Type", "non_response")] += 1
+            return None
+        head = response.get("HTML-Metadata", {}).get("Head", {})
+        title = " ".join(str(head.get("Title", "")).split())
+        description = next(
+            (
+                m.get("content", "")
+                for m in head.get("Metas", [])
+                if str(m.get("name", "")).lower() in ("description", "og:description")
+            ),
+            "",
+        )
+        text = "\n".join(t for t in (title, " ".join(str(description).split())) if t)
+        if not self._checked(text):
+            return None
+        warc_meta = envelope.get("WARC-Header-Metadata", {})
+        url = warc_meta.get("WARC-Target-URI") or _target_uri(record)
+        meta = _warc_fields(record) | {
+            "title": title,
+            "http_status": response.get("Response-Message", {}).get("Status", ""),
+            "links": len(response.get("HTML-Metadata", {}).get("Links", [])),
+            "file": str(path),
+            "offset": record.offset,
+        }
+        rid = record.fields.get("warc-record-id")
+        did = doc_id(self.kind, rid) if rid else doc_id(self.kind, path.resolve(), record.offset)
+        return Document(did, self.kind, text, url, meta)
