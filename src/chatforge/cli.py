@@ -144,6 +144,55 @@ def tokenizer_encode(
     typer.echo("pieces: " + " ".join(repr(p) for p in pieces))
 
 
+@app.command()
+def cost(
+    run_dir: Annotated[Path | None, typer.Argument(help="run directory: what its stages cost")] = None,
+    params: Annotated[float | None, typer.Option(help="parameters, e.g. 7e9")] = None,
+    tokens: Annotated[float | None, typer.Option(help="training tokens (default 20 x params)")] = None,
+    gpu: Annotated[str | None, typer.Option(help="a100 h100 h800 h200 b200 mi300x v100 tpu-v4 cpu")] = None,
+    gpus: Annotated[int | None, typer.Option(help="number of devices (default: enough for ~90 days)")] = None,
+    mfu: Annotated[float | None, typer.Option(help="model FLOPs utilisation, 0-1")] = None,
+    price: Annotated[float | None, typer.Option(help="USD per device-hour")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", "-p", help="gpt3-175b, llama2-70b, llama3.1-405b, deepseek-v3, chinchilla-70b, gpt4, or a chatforge preset (cpu, smoke, d12, d20)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override an assumption: name=value")] = None,
+    scale_params: Annotated[float | None, typer.Option(help="with RUN_DIR: the same recipe at this many parameters")] = None,
+    gantt_png: Annotated[Path | None, typer.Option(help="write the timeline as a PNG Gantt chart")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Estimate training compute, cost, energy, memory and timeline; or what a run cost."""
+    from rich.console import Console
+
+    from chatforge import cost as costmod
+    from chatforge.cost.render import gantt_png as write_gantt
+    from chatforge.cost.render import human, print_estimate, print_run_cost
+
+    overrides = costmod.parse_overrides(set_)
+    console = Console()
+    if run_dir is not None:
+        rc = costmod.measure_run(run_dir, gpu=gpu, price=price, overrides=overrides,
+                                 scale_params=scale_params, scale_gpu=gpu or "h100", scale_mfu=mfu)
+        if gantt_png and rc.scaled:
+            write_gantt(rc.scaled.timeline, gantt_png, "the same recipe, scaled")
+        if as_json:
+            typer.echo(json.dumps(rc.to_dict(), default=float))
+        else:
+            print_run_cost(rc, console)
+        return
+    if preset:
+        est = costmod.preset_estimate(preset, gpu=gpu, gpus=gpus, mfu=mfu, price=price,
+                                      params=params, tokens=tokens, overrides=overrides)
+    elif params:
+        est = costmod.estimate(params, tokens, gpu or "h100", gpus, mfu, price, overrides=overrides)
+    else:
+        raise ChatforgeError("cost: give --params N, --preset NAME or a RUN_DIR")
+    if gantt_png:
+        write_gantt(est.timeline, gantt_png, f"timeline: {est.label or human(est.params) + ' parameters'}")
+    if as_json:
+        typer.echo(json.dumps(est.to_dict(), default=float))
+    else:
+        print_estimate(est, console)
+
+
 def main() -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug."""
     try:
@@ -151,7 +200,7 @@ def main() -> None:
     except ChatforgeError as exc:
         if _DEBUG["on"]:
             raise
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]")
