@@ -158,10 +158,15 @@ class TrainConfig:
 
 @dataclass
 class SFTConfig:
+    """Supervised fine-tuning (stage 4); see chatforge.align.sft."""
+
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lr=1e-3, max_steps=300, eval_every=50, batch_size=16)
     )
-    mix_pretrain: float = 0.0
+    mix_pretrain: float = 0.0  # share of each batch's rows drawn from pre-training tokens
+    pack: bool = True  # best-fit-decreasing packing; false = one padded conversation per row
+    data: list[str] = field(default_factory=list)  # extra conversation files (any reader format)
+    val_conversations: int = 512  # held-out conversations scored for validation loss
 
 
 @dataclass

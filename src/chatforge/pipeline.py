@@ -64,6 +64,12 @@ def _stage_pretrain(cfg: Config, run: RunDir) -> StageResult:
     return pretrain.run(cfg, run)
 
 
+def _stage_sft(cfg: Config, run: RunDir) -> StageResult:
+    from chatforge.align import sft
+
+    return sft.run(cfg, run)
+
+
 STAGES: list[Stage] = [
     Stage("corpus", _stage_corpus, ("corpus",), help="generate the built-in corpus"),
     # The tokenizer holds out the validation documents, so it depends on the split's seed too.
@@ -73,6 +79,8 @@ STAGES: list[Stage] = [
           help="encode documents into train/val token shards"),
     Stage("pretrain", _stage_pretrain, ("run.seed", "model", "pretrain"), ("tokens",),
           help="pre-train the base model"),
+    Stage("sft", _stage_sft, ("run.seed", "sft"), ("pretrain", "corpus"),
+          help="supervised fine-tuning on conversations; held-out fact exact match"),
 ]
 
 
