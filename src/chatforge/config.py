@@ -194,8 +194,8 @@ class Config:
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of some sections, used as a stage's cache key."""
-        payload = {s: _get_path(self, s.split(".")) for s in sections}
-        blob = json.dumps(_plain(payload), sort_keys=True).encode()
+        payload = {s: _plain(_get_path(self, s.split("."))) for s in sections}
+        blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def to_toml(self) -> str:

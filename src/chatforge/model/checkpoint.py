@@ -13,14 +13,20 @@ from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.runs import atomic_path, atomic_write_json
 
 
-def save_model(model: GPT, directory: str | Path, extra: dict | None = None) -> None:
-    """Write model.safetensors and model.json (architecture + `extra` metadata)."""
+def save_model(
+    model: GPT, directory: str | Path, extra: dict | None = None, step: int | None = None
+) -> None:
+    """Write model.safetensors and model.json (architecture + `extra` metadata).
+
+    `step` is stored in the safetensors header so a resume can tell which save it is.
+    """
     directory = Path(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)  # the same tensor as embed_tokens.weight
     with atomic_path(directory / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
+        meta = {"format": "pt"} if step is None else {"format": "pt", "step": str(step)}
+        save_file(state, str(tmp), metadata=meta)
     atomic_write_json(directory / "model.json", {"config": model.cfg.to_dict(), **(extra or {})})
 
 

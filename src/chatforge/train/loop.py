@@ -25,12 +25,13 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from chatforge.config import TrainConfig
 from chatforge.device import autocast, peak_flops
-from chatforge.errors import ChatforgeError, ConfigError
+from chatforge.errors import ChatforgeError, ConfigError, RunDirError
 from chatforge.model.checkpoint import save_model
 from chatforge.runs import MetricsWriter, atomic_path, atomic_write_json, read_json
 from chatforge.train.optim import build_optimizers, lr_multiplier, set_lr
@@ -116,6 +117,29 @@ def _load_optimizer_tensors(optimizers, tensors: dict[str, Tensor], groups: list
         opt.load_state_dict({"state": state, "param_groups": groups[i]})
 
 
+def _keep_previous(path: Path) -> None:
+    """Move the last save aside (a rename, not a copy) before writing the next one."""
+    if path.exists():
+        os.replace(path, path.with_name(path.stem + ".prev" + path.suffix))
+
+
+def _saved_step(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    with safe_open(str(path), "pt") as f:
+        step = (f.metadata() or {}).get("step")
+    return int(step) if step is not None else None
+
+
+def _file_at_step(out_dir: Path, name: str, step: int) -> Path:
+    """The current or previous save of `name` written at `step` (a crash mid-checkpoint
+    leaves a newer file next to an older trainer.json; the previous one then matches)."""
+    for candidate in (out_dir / name, out_dir / name.replace(".safetensors", ".prev.safetensors")):
+        if _saved_step(candidate) == step:
+            return candidate
+    raise RunDirError(f"{out_dir}: no {name} saved at step {step}; delete the directory to restart")
+
+
 def save_checkpoint(
     out_dir: Path,
     model: nn.Module,
@@ -123,12 +147,16 @@ def save_checkpoint(
     trainer_state: dict,
     extra: dict,
 ) -> None:
-    """Weights, optimizer and trainer state; trainer.json is written last, so its presence
-    means the whole checkpoint is there."""
-    save_model(model, out_dir, extra=extra)
+    """Weights, optimizer and trainer state. trainer.json is written last and names the step;
+    the previous weights and optimizer are kept until then, so a kill at any moment leaves a
+    consistent checkpoint to resume from."""
+    step = trainer_state["step"]
+    _keep_previous(out_dir / "model.safetensors")
+    save_model(model, out_dir, extra=extra, step=step)
     tensors, groups = _optimizer_tensors(optimizers)
+    _keep_previous(out_dir / "optimizer.safetensors")
     with atomic_path(out_dir / "optimizer.safetensors") as tmp:
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"step": str(step)})
     atomic_write_json(out_dir / "trainer.json", {**trainer_state, "optimizer_groups": groups})
 
 
@@ -141,13 +169,12 @@ def _resume(
     state = read_json(path)
     if state.get("key") != key:
         return None  # a different configuration wrote it: start afresh
-    weights = load_file(str(out_dir / "model.safetensors"))
+    weights = load_file(str(_file_at_step(out_dir, "model.safetensors", state["step"])))
     if getattr(model, "cfg", None) is not None and model.cfg.tie_embeddings:
         weights["lm_head.weight"] = weights["embed_tokens.weight"]
     model.load_state_dict(weights)
-    _load_optimizer_tensors(
-        optimizers, load_file(str(out_dir / "optimizer.safetensors")), state["optimizer_groups"]
-    )
+    optimizer_file = _file_at_step(out_dir, "optimizer.safetensors", state["step"])
+    _load_optimizer_tensors(optimizers, load_file(str(optimizer_file)), state["optimizer_groups"])
     data_gen.set_state(_rng_from_str(state["data_rng"]))
     torch.set_rng_state(_rng_from_str(state["torch_rng"]))
     return state
@@ -280,6 +307,9 @@ def train(
                 model.train()
             if ddp.main and (step % cfg.checkpoint_every == 0 or done):
                 save_checkpoint(out_dir, model, optimizers, state_dict(), task.save_extra)
+                if done:
+                    for prev in out_dir.glob("*.prev.safetensors"):
+                        prev.unlink()
             if ddp.world > 1:
                 dist.barrier()
             elapsed += time.perf_counter() - t0 - dt  # eval and checkpoint time count as wall time

@@ -1,0 +1,87 @@
+"""Config presets, overrides and the one-line errors for bad ones."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from chatforge.cli import app
+from chatforge.config import available_presets, load_config
+from chatforge.errors import ConfigError
+
+
+def test_every_preset_loads():
+    for name in available_presets():
+        cfg = load_config(name)
+        assert cfg.preset == name
+    assert {"cpu", "smoke", "d12", "d20"} <= set(available_presets())
+
+
+def test_overrides_are_typed():
+    cfg = load_config("smoke", ["model.depth=3", "pretrain.lr=2e-3", "model.qk_norm=false",
+                                "data.languages=en,tr,de", "pretrain.max_steps=1e3"])
+    assert cfg.model.depth == 3 and cfg.pretrain.lr == 2e-3 and cfg.model.qk_norm is False
+    assert cfg.data.languages == ["en", "tr", "de"] and cfg.pretrain.max_steps == 1000
+
+
+def test_smoke_extends_cpu():
+    assert load_config("smoke").run.name == "smoke"
+    assert load_config("smoke").pretrain.optimizer == load_config("cpu").pretrain.optimizer
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ("model.dept=3", "unknown key 'model.dept'"),
+        ("modle.depth=3", "unknown key 'modle'"),
+        ("model.depth=three", "model.depth='three' is not a valid integer"),
+        ("model.qk_norm=maybe", "boolean"),
+        ("pretrain.optimizer=sgd", "choose adamw or muon"),
+        ("pretrain.lr=-1", "must be positive"),
+        ("model=3", "is a section"),
+        ("depth", "expected key=value"),
+        ("model.head_dim=48", "not a multiple"),
+    ],
+)
+def test_bad_values_name_the_key(override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        load_config("cpu", [override])
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ConfigError, match="choose one of .*cpu"):
+        load_config("nope")
+
+
+def test_toml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\ndepthh = 2\n")
+    with pytest.raises(ConfigError, match=r"bad.toml.*unknown key 'model.depthh'"):
+        load_config(str(bad))
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path):
+    import sys
+
+    from chatforge.cli import main
+
+    argv = sys.argv
+    sys.argv = ["chatforge", "run", "--run-dir", str(tmp_path), "model.depth=x"]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main()
+    finally:
+        sys.argv = argv
+    assert exc.value.code == 2
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        assert runner.invoke(app, [name, "--help"]).exit_code == 0, name
+        for sub in getattr(command, "commands", {}):
+            assert runner.invoke(app, [name, sub, "--help"]).exit_code == 0, (name, sub)

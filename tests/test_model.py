@@ -1,0 +1,97 @@
+"""The model: causal masking, KV cache equivalence, sampling, checkpoint round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chatforge.model.checkpoint import load_model, save_model
+from chatforge.model.gpt import GPT, GPTConfig, sample_next
+
+
+def tiny(**kw) -> GPT:
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=97, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, seq_len=48)
+    cfg.update(kw)
+    return GPT(GPTConfig(**cfg)).eval()
+
+
+@pytest.mark.parametrize("mlp,qk_norm,tie", [("swiglu", True, False), ("relu2", False, True)])
+def test_later_tokens_never_change_earlier_logits(mlp, qk_norm, tie):
+    model = tiny(mlp=mlp, qk_norm=qk_norm, tie_embeddings=tie)
+    x = torch.randint(0, 97, (3, 40))
+    base = model(x)
+    for cut in (0, 17, 39):
+        y = x.clone()
+        y[:, cut:] = torch.randint(0, 97, y[:, cut:].shape)
+        changed = model(y)
+        assert torch.equal(base[:, :cut], changed[:, :cut])
+        if cut < 39:
+            assert not torch.allclose(base[:, cut:], changed[:, cut:])
+
+
+def test_kv_cache_matches_full_forward_chunk_by_chunk():
+    model = tiny()
+    x = torch.randint(0, 97, (2, 30))
+    full = model(x)
+    cache = model.new_cache(2)
+    pieces = [model(x[:, a:b], cache=cache) for a, b in ((0, 11), (11, 12), (12, 25), (25, 30))]
+    torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_left_padding_with_key_valid_equals_unpadded():
+    model = tiny()
+    x = torch.randint(1, 97, (1, 12))
+    ref = model(x)[:, -1]
+    padded = torch.cat([torch.zeros(1, 5, dtype=torch.long), x], 1)
+    valid = torch.cat([torch.zeros(1, 5, dtype=torch.bool), torch.ones(1, 12, dtype=torch.bool)], 1)
+    out = model(padded, cache=model.new_cache(1), key_valid=valid)[:, -1]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_greedy_generation_with_and_without_cache_is_identical():
+    model = tiny()
+    prompt = [5, 9, 13, 2]
+    assert model.generate(prompt, 30, temperature=0) == model.generate(
+        prompt, 30, temperature=0, use_cache=False
+    )
+
+
+def test_generation_respects_context_length_and_stop_ids():
+    model = tiny(seq_len=16)
+    out = model.generate([1] * 10, 100, temperature=0)
+    assert len(out) == 6
+    first = model.generate([3, 4], 5, temperature=0)[0]
+    assert model.generate([3, 4], 5, temperature=0, stop_ids=(first,)) == [first]
+
+
+def test_sampling_is_seeded_and_filters_apply():
+    logits = torch.tensor([[4.0, 3.0, 0.0, -1.0, -2.0]]).repeat(200, 1)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a, b = sample_next(logits, 1.0, 0, 1.0, g1), sample_next(logits, 1.0, 0, 1.0, g2)
+    assert torch.equal(a, b)
+    top2 = sample_next(logits, 1.0, 2, 1.0, torch.Generator().manual_seed(0))
+    assert set(top2.tolist()) <= {0, 1}
+    nucleus = sample_next(logits, 1.0, 0, 0.5, torch.Generator().manual_seed(0))
+    assert set(nucleus.tolist()) == {0}  # token 0 alone holds more than half the mass
+    assert sample_next(logits[:1], 0.0).item() == 0
+
+
+def test_checkpoint_round_trip(tmp_path):
+    for tie in (False, True):
+        model = tiny(tie_embeddings=tie)
+        save_model(model, tmp_path / str(tie), extra={"step": 7})
+        loaded = load_model(tmp_path / str(tie))
+        x = torch.randint(0, 97, (2, 20))
+        assert torch.equal(model(x), loaded(x))
+        assert loaded.cfg == model.cfg
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_param_count_and_flops():
+    model = tiny()
+    n = sum(p.numel() for p in model.parameters())
+    assert model.num_params() == n
+    assert model.num_params(non_embedding=True) == n - 97 * 64
+    c = model.cfg
+    assert model.flops_per_token() == 6 * (n - 97 * 64) + 12 * c.n_layer * c.n_head * c.head_dim * c.seq_len
