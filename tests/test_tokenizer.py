@@ -267,3 +267,27 @@ def test_cli_train_then_encode(tmp_path: Path) -> None:
     assert "".join(out["pieces"]) == "İstanbul'da"
     result = runner.invoke(app, ["tokenizer", "encode", "--tokenizer", str(tmp_path / "nope"), "x"])
     assert isinstance(result.exception, InputError)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(["\n", "\r\n", " ", "  \n", ".", "a", "ç", "1", "\u0301", "'d", "\t", "x\n", "<|bos|>"]), max_size=40).map("".join))
+def test_long_text_fast_path_equals_single_encode(
+    tok: BPETokenizer, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """encode() cuts long texts at line starts and encodes the pieces in parallel; the ids must
+    equal one encode of the whole text by the tokenizers library."""
+    monkeypatch.setattr(bpe, "_PARALLEL_CHARS", 3)
+    # The invariant behind it: every cut is a pre-token border (ids alone could hide a bad
+    # cut when the vocabulary lacks the merge it would break).
+    pieces = [p for chunk in bpe._cut_lines(text, 3) for p in tok.pre_tokenize(chunk)]
+    assert pieces == tok.pre_tokenize(text)
+    for allowed in (False, True):
+        hf = tok._hf_special if allowed else tok._hf_plain
+        assert tok.encode(text, allowed_special=allowed) == hf.encode(text, add_special_tokens=False).ids
+
+
+def test_long_text_fast_path_on_real_text(tok: BPETokenizer) -> None:
+    text = shared_file("turkish-text", "cnn-turk-10k.txt").read_text(encoding="utf-8")[:300_000]
+    text += shared_file("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:300_000]
+    assert len(bpe._cut_lines(text, bpe._PARALLEL_CHARS)) > 5
+    assert tok.encode(text) == tok._hf_plain.encode(text, add_special_tokens=False).ids
