@@ -1,0 +1,156 @@
+"""Decontamination: find documents that share a long n-gram with an evaluation item.
+
+Every evaluation item (all its text fields joined, so n-grams across the question/answer
+boundary count, as in datatrove) is cut into word n-grams (13 by default, GPT-3 and
+lm-evaluation-harness) of the canonical form used by dedup. Items shorter than n words but at
+least `min_words` long are indexed whole, so short questions are not silently ignored. The
+index is a sorted uint64 array, small enough to ship to every worker; a match names the
+benchmark and item, so the funnel says which items leaked where, not only how many.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from chatforge.data.normalize import canonical_words, hash_words, ngram_hashes
+from chatforge.errors import InputError
+
+_ID_FIELDS = ("id", "task_id", "question_id", "idx", "uid")
+_GENERIC_STEMS = {"test", "train", "validation", "val", "dev", "data", "eval"}
+
+
+@dataclass(frozen=True)
+class Match:
+    benchmark: str
+    item: str
+
+
+class ContaminationIndex:
+    """N-gram hashes of evaluation items -> the items they come from."""
+
+    def __init__(self, n: int = 13, min_words: int = 8):
+        self.n, self.min_words = n, min_words
+        self.items: list[Match] = []
+        self._hashes: list[np.ndarray] = []
+        self._owners: list[np.ndarray] = []
+        self.sizes: set[int] = set()
+        self.skipped_short = 0
+        self._frozen: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, benchmark: str, item: str, text: str) -> None:
+        """Index one evaluation item; items under `min_words` words are counted and skipped."""
+        words = canonical_words(text)
+        if len(words) < self.min_words:
+            self.skipped_short += 1
+            return
+        size = min(self.n, len(words))
+        grams = np.unique(ngram_hashes(hash_words(words), size))
+        self.sizes.add(size)
+        self._hashes.append(grams)
+        self._owners.append(np.full(len(grams), len(self.items), dtype=np.int64))
+        self.items.append(Match(benchmark, item))
+        self._frozen = None
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._frozen is None:
+            hashes = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
+            owners = np.concatenate(self._owners) if self._owners else np.empty(0, np.int64)
+            order = np.argsort(hashes, kind="stable")
+            self._frozen = (hashes[order], owners[order])
+        return self._frozen
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ship the sorted arrays to workers, not the per-item lists.
+        state = dict(self.__dict__)
+        state["_frozen"] = self._arrays()
+        state["_hashes"], state["_owners"] = [], []
+        return state
+
+    def find(self, text: str, cache: dict[str, int] | None = None) -> list[Match]:
+        """Evaluation items sharing an indexed n-gram with `text`, in index order."""
+        hashes, owners = self._arrays()
+        if not len(hashes):
+            return []
+        word_hashes = hash_words(canonical_words(text), cache)
+        found: set[int] = set()
+        for size in sorted(self.sizes):
+            grams = ngram_hashes(word_hashes, size)
+            if not len(grams):
+                continue
+            lo = np.searchsorted(hashes, grams, side="left")
+            hi = np.searchsorted(hashes, grams, side="right")
+            for start, stop in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist(), strict=True):
+                found.update(owners[start:stop].tolist())
+        return [self.items[i] for i in sorted(found)]
+
+
+def benchmark_name(path: Path) -> str:
+    """Name of a benchmark file: its stem, with the folder when the stem is generic."""
+    stem = path.name.split(".")[0]
+    return f"{path.parent.name}/{stem}" if stem.lower() in _GENERIC_STEMS else stem
+
+
+def iter_eval_items(path: Path) -> list[tuple[str, str]]:
+    """(item id, text) of every record of a JSONL, JSON, CSV or Parquet evaluation file."""
+    if not path.is_file():
+        raise InputError(f"{path}: decontamination set not found")
+    suffix = "".join(path.suffixes[-1:]).lower()
+    try:
+        if suffix == ".jsonl":
+            with open(path, encoding="utf-8") as f:
+                records = [json.loads(line) for line in f if line.strip()]
+        elif suffix == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            records = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else []
+        elif suffix == ".csv":
+            with open(path, encoding="utf-8", newline="") as f:
+                records = [dict(enumerate(row)) for row in csv.reader(f)]
+        elif suffix == ".parquet":
+            records = pq.read_table(path).to_pylist()
+        else:
+            raise InputError(f"{path}: unsupported decontamination set format (jsonl, json, csv, parquet)")
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot parse decontamination set: {exc}") from None
+    out = []
+    for i, record in enumerate(records):
+        if isinstance(record, str):
+            out.append((str(i), record))
+            continue
+        if not isinstance(record, dict):
+            continue
+        item_id = next((str(record[k]) for k in _ID_FIELDS if k in record), str(i))
+        text = "\n".join(_strings(record))
+        out.append((item_id, text))
+    return out
+
+
+def _strings(value: Any) -> list[str]:
+    """All string leaves of a record (question, choices, answers), in field order."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() if k not in _ID_FIELDS for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def build_index(paths: list[str | Path], n: int = 13, min_words: int = 8) -> ContaminationIndex:
+    """Index every item of the given evaluation files."""
+    index = ContaminationIndex(n, min_words)
+    for p in paths:
+        path = Path(p)
+        name = benchmark_name(path)
+        for item_id, text in iter_eval_items(path):
+            index.add(name, item_id, text)
+    return index
