@@ -20,6 +20,7 @@ import base64
 import gzip
 import json
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -57,9 +58,10 @@ SPLIT_PATTERN = (
 )
 
 # Split regexes of OpenAI's rank files, so a .tiktoken file encodes exactly as tiktoken does.
+# Copied from tiktoken_ext/openai_public.py (tiktoken 0.14), whose loaders would download.
 _CL100K_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
-    r"""|\s*[\r\n]|\s+(?!\S)|\s+"""
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 _TIKTOKEN_PATTERNS = {
     "cl100k_base": _CL100K_PATTERN,
@@ -92,7 +94,7 @@ def _byte_decoder() -> dict[str, int]:
     return {c: b for b, c in chars.items()}
 
 
-class Tokenizer:
+class Tokenizer(ABC):
     """Text <-> token ids, with the chat special tokens of SPECIAL_TOKENS.
 
     Subclasses supply `encode`, `encode_batch`, `save` and fill `_id_bytes` (the bytes of
@@ -102,17 +104,17 @@ class Tokenizer:
     _id_bytes: list[bytes]
     _special: dict[str, int]
 
+    @abstractmethod
     def encode(self, text: str, allowed_special: bool = False) -> list[int]:
         """Ids of `text`; special-token strings in it are plain text unless `allowed_special`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Ids of many texts at once (parallel, no special tokens): the fast path for corpora."""
-        raise NotImplementedError
 
+    @abstractmethod
     def save(self, directory: str | Path) -> Path:
         """Write the tokenizer into `directory` so that `load_tokenizer(directory)` reads it."""
-        raise NotImplementedError
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Exact bytes of the ids; a single id may hold part of a UTF-8 character."""
@@ -177,7 +179,11 @@ def _cut_lines(text: str, size: int) -> list[str]:
 
 
 class BPETokenizer(Tokenizer):
-    """A tokenizer.json trained by `train_bpe` (Hugging Face `tokenizers` does the encoding)."""
+    """A tokenizer.json trained by `train_bpe` (Hugging Face `tokenizers` does the encoding).
+
+    The special tokens hold ids 0-12 (in SPECIAL_TOKENS order), then come the 256 byte symbols,
+    then the merges in the order they were learnt.
+    """
 
     def __init__(self, hf: HFTokenizer, source: str = "<memory>"):
         vocab = hf.get_vocab(with_added_tokens=True)
