@@ -13,6 +13,8 @@ import pytest
 from conftest import shared_file
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import models
 from typer.testing import CliRunner
 
 from chatforge.cli import app
@@ -214,6 +216,10 @@ def test_load_errors(tok: BPETokenizer, tmp_path: Path) -> None:
     stripped.write_text(json.dumps(doc))
     with pytest.raises(InputError, match="special tokens"):
         load_tokenizer(stripped)
+    word_level = HFTokenizer(models.WordLevel({"漢": 0, **{t: i + 1 for i, t in enumerate(SPECIAL_TOKENS)}}, unk_token="漢"))
+    word_level.save(str(tmp_path / "wl.json"))
+    with pytest.raises(InputError, match="not byte-level"):
+        load_tokenizer(tmp_path / "wl.json")
     ranks = tmp_path / "x.tiktoken"
     ranks.write_text("not-base64 zero\n")
     with pytest.raises(InputError, match=r"x.tiktoken:1"):

@@ -119,7 +119,7 @@ class Tokenizer(ABC):
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Exact bytes of the ids; a single id may hold part of a UTF-8 character."""
         table = self._id_bytes
-        ids = [int(i) for i in ids]
+        ids = ids.tolist() if hasattr(ids, "tolist") else [int(i) for i in ids]  # tensors, arrays
         if ids and not 0 <= min(ids) <= max(ids) < len(table):
             bad = next(i for i in ids if not 0 <= i < len(table))
             raise ValueError(f"token id {bad} is outside the vocabulary (size {len(table)})")
@@ -197,6 +197,8 @@ class BPETokenizer(Tokenizer):
         for piece, i in vocab.items():
             if piece in special_strings:
                 table[i] = piece.encode("utf-8")
+            elif not all(c in decoder for c in piece):
+                raise InputError(f"{source}: token {piece!r} is not byte-level BPE (GPT-2 byte alphabet)")
             else:
                 table[i] = bytes(decoder[c] for c in piece)
         if any(b is None for b in table):
