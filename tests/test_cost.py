@@ -306,6 +306,9 @@ def test_measure_run_uses_run_config_price_and_scales(tmp_path):
     assert rc.assumptions["price_h100"].source.startswith("run config.toml")
     assert rc.scaled is not None
     assert rc.scaled.tokens == pytest.approx(7e9 * 2e9 / rc.params)
+    assert "tokens per parameter" in rc.scaled.assumptions["tokens"].source
+    given = measure_run(tmp_path, overrides={"cpu_cores": 2}, scale_params=7e9, scale_tokens=1e11)
+    assert given.scaled is not None and given.scaled.tokens == 1e11
 
 
 def test_measure_run_errors(tmp_path):

@@ -170,7 +170,8 @@ def cost(
     console = Console()
     if run_dir is not None:
         rc = costmod.measure_run(run_dir, gpu=gpu, price=price, overrides=overrides,
-                                 scale_params=scale_params, scale_gpu=gpu or "h100", scale_mfu=mfu)
+                                 scale_params=scale_params, scale_tokens=tokens,
+                                 scale_gpu=gpu or "h100", scale_mfu=mfu)
         if gantt_png and rc.scaled:
             write_gantt(rc.scaled.timeline, gantt_png, "the same recipe, scaled")
         if as_json:

@@ -381,7 +381,7 @@ def estimate(
         return hours / n_gpus / HOURS_PER_MONTH
 
     pre = Phase("pre-training", data_months, days / DAYS_PER_MONTH,
-                f"{gpu_hours:.3g} GPU-hours on {n_gpus:,} x {device.key}")
+                f"{gpu_hours:.3g} {device.key}-hours on {n_gpus:,} devices")
     demo_done = data_months + demo_h / team_h
     sft = Phase("fine-tuning (SFT)", pre.end_month,
                 max(a["sft_iteration_months"].value, demo_done - pre.end_month) + gpu_months(sft_h),
@@ -406,9 +406,9 @@ def estimate(
         LineItem("pre-training compute", gpu_hours * usd_h,
                  f"{gpu_hours:,.4g} {device.key}-hours x ${usd_h:g}"),
         LineItem("fine-tuning (SFT) compute", sft_h * usd_h,
-                 f"{sft_h:,.4g} GPU-hours ({a['sft_compute_fraction'].value:.2%} of pre-training)"),
+                 f"{sft_h:,.4g} {device.key}-hours ({a['sft_compute_fraction'].value:.2%} of pre-training)"),
         LineItem("RLHF compute", rlhf_h * usd_h,
-                 f"{rlhf_h:,.4g} GPU-hours ({a['rlhf_compute_fraction'].value:.2%} of pre-training)"),
+                 f"{rlhf_h:,.4g} {device.key}-hours ({a['rlhf_compute_fraction'].value:.2%} of pre-training)"),
         LineItem("data preparation: processing", cpu_h * a["cpu_usd_per_core_hour"].value,
                  f"{cpu_h:,.4g} core-hours over {raw_tb:,.0f} TB of crawl"),
         LineItem("data preparation: storage",

@@ -112,10 +112,14 @@ def measure_run(
     price: float | None = None,
     overrides: dict[str, float] | None = None,
     scale_params: float | None = None,
+    scale_tokens: float | None = None,
     scale_gpu: str = "h100",
     scale_mfu: float | None = None,
 ) -> RunCost:
-    """Cost of each stage of a run, and (with `scale_params`) the recipe at that size."""
+    """Cost of each stage of a run, and (with `scale_params`) the recipe at that size.
+
+    The scaled run keeps the run's tokens per parameter unless `scale_tokens` is given.
+    """
     root = Path(run_dir)
     paths = sorted((root / "manifests").glob("*.json"))
     if not paths:
@@ -174,7 +178,10 @@ def measure_run(
     scaled = None
     if scale_params:
         extra = {k: v for k, v in over.items() if k not in RUN_ONLY}
-        if tokens and params:
+        if scale_tokens:
+            ratio = scale_tokens / scale_params
+            src = {"tokens": "given"}
+        elif tokens and params:
             ratio = tokens / params
             src = {"tokens": f"this run's recipe: {ratio:.3g} tokens per parameter"}
             notes.append(f"scaled with this run's {ratio:.3g} tokens per parameter")

@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from chatforge.cost.estimate import Estimate, Phase
+from chatforge.cost.estimate import DAYS_PER_MONTH, Estimate, Phase
 from chatforge.cost.measured import RunCost
 from chatforge.runs import atomic_path
 
@@ -29,17 +30,37 @@ def usd(x: float) -> str:
     return "$" + human(x)
 
 
+def time_unit(months: float) -> tuple[str, float]:
+    """The unit a span reads best in, and its size in months: months, days or hours."""
+    if months >= 1:
+        return "months", 1.0
+    if months * DAYS_PER_MONTH >= 1:
+        return "days", 1 / DAYS_PER_MONTH
+    return "hours", 1 / (DAYS_PER_MONTH * 24)
+
+
+def duration(days: float) -> str:
+    """A wall-clock time in days, hours or minutes, whichever reads best."""
+    if days >= 1:
+        return f"{days:,.1f} days"
+    if days * 24 >= 1:
+        return f"{days * 24:.1f} hours"
+    return f"{days * 1440:.3g} minutes"
+
+
 def gantt_text(timeline: list[Phase], width: int = 48) -> str:
-    """One row per phase, bars on a month axis scaled to `width` characters."""
-    end = max(p.end_month for p in timeline) or 1.0
+    """One row per phase, bars on a time axis (months, days or hours) `width` characters wide."""
+    unit, size = time_unit(max(p.end_month for p in timeline))
+    end = max(p.end_month for p in timeline) / size or 1.0
     scale = width / end
     name_w = max(len(p.name) for p in timeline)
     rows = []
     for p in timeline:
-        lo = round(p.start_month * scale)
-        hi = max(lo + 1, round(p.end_month * scale))
+        start, length = p.start_month / size, p.months / size
+        lo = min(round(start * scale), width - 1)
+        hi = min(width, max(lo + 1, round((start + length) * scale)))
         bar = " " * lo + "█" * (hi - lo)
-        rows.append(f"{p.name:<{name_w}} |{bar:<{width}}| {p.start_month:5.1f} +{p.months:5.1f} mo")
+        rows.append(f"{p.name:<{name_w}} |{bar:<{width}}| {start:6.3g} +{length:6.3g} {unit}")
     step = _tick_step(end)
     axis = [" "] * (width + 1)
     labels = [" "] * (width + 8)
@@ -49,7 +70,7 @@ def gantt_text(timeline: list[Phase], width: int = 48) -> str:
         text = f"{i * step:g}"
         labels[pos : pos + len(text)] = text
     rows.append(" " * name_w + " " + "".join(axis))
-    rows.append(" " * name_w + " " + "".join(labels).rstrip() + "  months")
+    rows.append(" " * name_w + " " + "".join(labels).rstrip() + f"  {unit}")
     return "\n".join(rows)
 
 
@@ -67,16 +88,17 @@ def gantt_png(timeline: list[Phase], path: str | Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    unit, size = time_unit(max(p.end_month for p in timeline))
     fig, ax = plt.subplots(figsize=(9, 0.5 * len(timeline) + 1.5))
-    names = [p.name for p in timeline][::-1]
     phases = timeline[::-1]
     colors = plt.get_cmap("tab10").colors
     for i, p in enumerate(phases):
-        ax.barh(i, p.months, left=p.start_month, color=colors[(len(phases) - 1 - i) % 10])
-        ax.text(p.end_month, i, f" {p.months:.1f} mo", va="center", fontsize=8)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("months from start")
-    ax.set_xlim(0, max(p.end_month for p in timeline) * 1.15 or 1)
+        start, length = p.start_month / size, p.months / size
+        ax.barh(i, length, left=start, color=colors[(len(phases) - 1 - i) % 10])
+        ax.text(start + length, i, f" {length:.1f} {unit}", va="center", fontsize=8)
+    ax.set_yticks(range(len(phases)), [p.name for p in phases])
+    ax.set_xlabel(f"{unit} from start")
+    ax.set_xlim(0, max(p.end_month for p in timeline) / size * 1.15 or 1)
     ax.set_title(title or "project timeline")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -104,9 +126,10 @@ def print_estimate(est: Estimate, console: Console) -> None:
         ("training FLOPs", f"{est.flops:.3g}"),
         ("hardware", f"{est.gpus:,} x {est.device.name} ({a['peak_tflops'].value:g} TFLOP/s peak)"
          f" at {a['mfu'].value:.0%} MFU"),
-        ("GPU-hours", human(est.gpu_hours)),
-        ("wall-clock", f"{est.days:,.1f} days"),
-        ("compute cost", f"{usd(est.cost_usd)} at ${a['price_usd_per_gpu_hour'].value:g}/GPU-hour"),
+        ("device-hours", f"{human(est.gpu_hours)} {est.device.key}-hours"),
+        ("wall-clock", duration(est.days)),
+        ("compute cost",
+         f"{usd(est.cost_usd)} at ${a['price_usd_per_gpu_hour'].value:g}/device-hour"),
         ("energy", f"{est.energy_mwh:,.4g} MWh at PUE {a['pue'].value:g}; electricity "
          f"{usd(est.electricity_usd)} (inside a rental price; what an owner pays)"),
         ("power draw", f"{est.power_mw:.3g} MW for {est.gpus:,} devices"),
@@ -121,7 +144,7 @@ def print_estimate(est: Estimate, console: Console) -> None:
             pub.add_column(col)
         for key, (value, source) in est.published.items():
             mine = getattr(est, key)
-            pub.add_row(key, human(value), human(mine), f"{mine / value:.2f}", source)
+            pub.add_row(key, human(value), human(mine), f"{mine / value:.2f}", escape(source))
         console.print(pub)
 
     m = est.memory_gb
@@ -145,18 +168,19 @@ def print_estimate(est: Estimate, console: Console) -> None:
     lines.add_column("USD", justify="right")
     lines.add_column("how")
     for line in est.lines:
-        lines.add_row(line.name, usd(line.usd), line.detail)
+        lines.add_row(line.name, usd(line.usd), escape(line.detail))
     lines.add_row("[bold]total[/bold]", f"[bold]{usd(est.total_usd)}[/bold]", "")
     console.print(lines)
 
-    console.print(f"[bold]Timeline[/bold] ({est.months:.1f} months)")
+    unit, size = time_unit(est.months)
+    console.print(f"[bold]Timeline[/bold] ({est.months / size:.1f} {unit})")
     console.print(gantt_text(est.timeline), highlight=False, markup=False)
 
     table = Table(title="Assumptions (override any with --set name=value)")
     for col in ("name", "value", "unit", "source"):
         table.add_column(col)
     for key, item in est.assumptions.items():
-        table.add_row(key, f"{item.value:,.6g}", item.unit, item.source)
+        table.add_row(key, f"{item.value:,.6g}", item.unit, escape(item.source))
     console.print(table)
 
 
@@ -186,10 +210,10 @@ def print_run_cost(rc: RunCost, console: Console) -> None:
     for col in ("name", "value", "unit", "source"):
         table.add_column(col)
     for key, item in rc.assumptions.items():
-        table.add_row(key, f"{item.value:,.6g}", item.unit, item.source)
+        table.add_row(key, f"{item.value:,.6g}", item.unit, escape(item.source))
     console.print(table)
     for note in rc.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {escape(note)}")
     if rc.scaled:
         console.rule(f"The same recipe at {human(rc.scaled.params)} parameters")
         print_estimate(rc.scaled, console)
