@@ -95,7 +95,7 @@ def open_binary(path: Path) -> IO[bytes]:
 
 def truncation_reason(path: Path) -> str:
     """The skip reason for a stream that ended early: 'truncated_gzip', 'truncated_bz2', ..."""
-    kind = compression_of(path)
+    kind = {"gz": "gzip"}.get(compression_of(path), compression_of(path))
     return f"truncated_{kind}" if kind else "truncated"
 
 

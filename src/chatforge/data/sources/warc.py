@@ -55,8 +55,11 @@ class _Framer:
     short is extended to the next record start, so a wrong length costs neither record.
     """
 
-    def __init__(self, stream: IO[bytes], skipped: Counter[str], max_bytes: int) -> None:
+    def __init__(
+        self, stream: IO[bytes], skipped: Counter[str], max_bytes: int, truncated: str
+    ) -> None:
         self.stream, self.skipped, self.max_bytes = stream, skipped, max_bytes
+        self.truncated = truncated  # skip reason when the stream ends inside a record
         self.offset = 0  # offset in the decompressed stream of the next unread byte
         self.pending = b""  # bytes read ahead and pushed back
         self.length_mismatches = 0
@@ -118,12 +121,12 @@ class _Framer:
             if length > self.max_bytes:
                 self.skipped["too_large"] += 1
                 if self._discard(length) < length:
-                    self.skipped["truncated"] += 1
+                    self.skipped[self.truncated] += 1
                     return
                 continue
             block = self._read(length)
             if len(block) < length:
-                self.skipped["truncated"] += 1
+                self.skipped[self.truncated] += 1
                 return
             yield _Record(start, header, fields, self._true_block(block))
 
@@ -191,9 +194,20 @@ def _iter_records(path: Path, skipped: Counter[str], max_bytes: int) -> Iterator
     """Framed records of one file; a truncated or corrupt compressed stream ends the file."""
     with open_binary(path) as stream:
         try:
-            yield from _Framer(stream, skipped, max_bytes)
+            yield from _Framer(stream, skipped, max_bytes, truncation_reason(path))
         except (*COMPRESSION_ERRORS, zlib.error):
             skipped[truncation_reason(path)] += 1
+
+
+def _record_doc_id(kind: str, path: Path, record: _Record) -> str:
+    """Id from the record's own identity (id, URI, date): stable wherever the file lies.
+
+    The URI and date join the record id because hand-made WARCs reuse record ids.
+    """
+    f = record.fields
+    if "warc-record-id" not in f:
+        return doc_id(kind, path.resolve(), record.offset)
+    return doc_id(kind, f["warc-record-id"], f.get("warc-target-uri", ""), f.get("warc-date", ""))
 
 
 def _target_uri(record: _Record) -> str:
@@ -250,8 +264,7 @@ class WarcSource(Source):
                     yield doc
 
     def _id(self, path: Path, record: _Record) -> str:
-        rid = record.fields.get("warc-record-id")
-        return doc_id(self.kind, rid) if rid else doc_id(self.kind, path.resolve(), record.offset)
+        return _record_doc_id(self.kind, path, record)
 
     def _response(self, path: Path, record: _Record) -> Document | None:
         from warcio.archiveiterator import ArchiveIterator
@@ -376,6 +389,4 @@ class WatSource(Source):
             "file": str(path),
             "offset": record.offset,
         }
-        rid = record.fields.get("warc-record-id")
-        did = doc_id(self.kind, rid) if rid else doc_id(self.kind, path.resolve(), record.offset)
-        return Document(did, self.kind, text, url, meta)
+        return Document(_record_doc_id(self.kind, path, record), self.kind, text, url, meta)

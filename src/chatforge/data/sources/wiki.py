@@ -38,6 +38,18 @@ _MEDIA_PREFIXES = ("file", "image", "media", "category")
 _INTERLANGUAGE = re.compile(r"^:?[a-z]{2,3}(-[a-z]+)*:", re.IGNORECASE)
 _HEADING = "\x01"  # marks a heading line until sections are filtered
 _MAGIC_WORDS = re.compile(r"__[A-Z]+__")
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
+_REF_RE = re.compile(r"<ref[^>]*/>|<ref[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
+_TABLE_RE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.DOTALL)
+_TEMPLATE_RE = re.compile(r"\{\{[^{}]*\}\}")
+# A template whose braces do not balance survives both parsers; cut the rest of its line.
+_LEFTOVER_TEMPLATE = re.compile(r"\{\{.*")
+# "Achilles (; , Akhilleus, )" once pronunciation and language templates are gone.
+_PAREN_HEAD = re.compile(r"\(\s*(?:[,;:]\s*)+")
+_PAREN_TAIL = re.compile(r"(?:\s*[,;:])+\s*\)")
+_EMPTY_PARENS = re.compile(r"\s?\(\s*\)")
+_TABLE_ROW = re.compile(r"^\s*(\{\||\|\}|\|-|\|\+|\||!)")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?>")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _SPACE_RUNS = re.compile(r"[ \t]{2,}")
 _QUOTES = re.compile(r"'{2,}")
@@ -48,7 +60,7 @@ def wikitext_to_text(wikitext: str, media_prefixes: tuple[str, ...] = _MEDIA_PRE
     import mwparserfromhell
 
     prefixes = tuple(p.lower().rstrip(":") + ":" for p in media_prefixes)
-    raw = _strip(mwparserfromhell.parse(wikitext).nodes, prefixes)
+    raw = _strip(mwparserfromhell.parse(_preclean(wikitext, prefixes)).nodes, prefixes)
     lines: list[str] = []
     dropping_level = 0  # inside a dropped section of this heading level (0: not dropping)
     for line in raw.splitlines():
@@ -60,10 +72,33 @@ def wikitext_to_text(wikitext: str, media_prefixes: tuple[str, ...] = _MEDIA_PRE
             if not dropping_level:
                 lines.extend(["", title.strip(), ""])
             continue
-        if not dropping_level:
-            lines.append(_SPACE_RUNS.sub(" ", _QUOTES.sub("", line)).strip())
+        if not dropping_level and not _TABLE_ROW.match(line):
+            line = _HTML_TAG.sub("", _QUOTES.sub("", _LEFTOVER_TEMPLATE.sub("", line)))
+            line = _EMPTY_PARENS.sub("", _PAREN_TAIL.sub(")", _PAREN_HEAD.sub("(", line)))
+            lines.append(_SPACE_RUNS.sub(" ", line).strip())
     text = _MAGIC_WORDS.sub("", "\n".join(lines))
     return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _preclean(wikitext: str, prefixes: tuple[str, ...]) -> str:
+    """Regex passes for what mwparserfromhell leaves as text when a page's markup is unbalanced.
+
+    Its parser gives up on a span it cannot close (a stray bracket, a long table) and returns
+    that span as plain text, so comments, refs, tables, templates and file links go first, by
+    pattern (as WikiExtractor does).
+    """
+    text = _COMMENT_RE.sub("", wikitext)
+    text = _REF_RE.sub("", text)
+    for pattern in (_TABLE_RE, _TEMPLATE_RE):
+        for _ in range(10):  # innermost first, so nested ones come out too
+            text, n = pattern.subn("", text)
+            if not n:
+                break
+    names = "|".join(re.escape(p[:-1]) for p in prefixes)
+    file_link = re.compile(
+        r"\[\[\s*(?:" + names + r")\s*:(?:[^\[\]]|\[\[[^\[\]]*\]\])*\]\]", re.IGNORECASE
+    )
+    return file_link.sub("", text)
 
 
 def _strip(nodes, prefixes: tuple[str, ...]) -> str:
