@@ -143,6 +143,8 @@ def test_overrides_are_applied_and_marked():
         parse_overrides(["pue"])
     with pytest.raises(ConfigError, match="mfu"):
         estimate(1e9, mfu=1.5)
+    with pytest.raises(ConfigError, match="gpu_memory_gb"):
+        estimate(1e9, overrides={"gpu_memory_gb": 0})
 
 
 def test_every_assumption_has_a_source_listed_in_the_docs():
@@ -278,8 +280,10 @@ def _synthetic_run(root: Path, gpu_price: float = 0.0) -> RunDir:
             "tie_embeddings": False, "rope_theta": 10000.0, "norm_eps": 1e-5, "dropout": 0.0}
     atomic_write_json(run.checkpoint("base") / "model.json", {"config": gcfg})
     if gpu_price:
-        cfg = load_config("smoke", [f"cost.price_usd_per_gpu_hour={gpu_price}", "cost.gpu=h100"])
-        (root / "config.toml").write_text(cfg.to_toml())
+        # A run's resolved config; only its [cost] section matters here.
+        (root / "config.toml").write_text(
+            f'[cost]\ngpu = "h100"\nprice_usd_per_gpu_hour = {gpu_price}\n'
+        )
     return run
 
 

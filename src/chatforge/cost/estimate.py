@@ -125,7 +125,7 @@ DEFAULTS: dict[str, Assumption] = {
     "deployment_months": _a(1, "months", "assumption: serving stack, staged rollout"),
 }
 
-SHAPE_KEYS = ("layers", "heads", "head_dim", "seq_len")
+SHAPE_KEYS = ("layers", "heads", "head_dim", "seq_len", "width")
 HARDWARE_KEYS = ("peak_tflops", "gpu_memory_gb", "watts", "price_usd_per_gpu_hour")
 
 
@@ -314,6 +314,12 @@ def estimate(
     layers = put("layers", inferred["layers"], "", inferred_src)
     heads = put("heads", inferred["heads"], "", inferred_src)
 
+    for key in ("peak_tflops", "gpu_memory_gb", "usable_memory", "target_days", "gpus_per_node",
+                "data_cores", "labellers", "labeller_hours_per_month", "layers", "heads",
+                "head_dim", "seq_len"):
+        if a[key].value <= 0:
+            raise ConfigError(f"cost: {key}={a[key].value:g} must be positive")
+
     # Compute.
     dense = 6 * n_active
     attention = 12 * layers * heads * head_dim * seq
@@ -321,7 +327,7 @@ def estimate(
     gpu_hours = flops / (peak * rate * 3600)
 
     # Memory to train one replica, and the fewest devices that hold it.
-    width = heads * head_dim
+    width = put("width", heads * head_dim, "", "heads x head_dim")
     per_layer = a["micro_batch"].value * seq * width
     memory = {
         "weights": n_total * a["weight_bytes"].value / 1e9,

@@ -74,7 +74,7 @@ PUBLISHED: dict[str, Preset] = {
             "h800", 2048, 0.44, 2.0,
             # MLA: 128 heads with 192-d queries/keys and 128-d values; 160 = their mean, since
             # the attention FLOPs are 6 * L * H * T * (d_qk + d_v) = 12 * L * H * T * 160.
-            {"layers": 61, "heads": 128, "head_dim": 160, "seq_len": 4096},
+            {"layers": 61, "heads": 128, "head_dim": 160, "seq_len": 4096, "width": 7168},
             {"params": DSV3, "active_params": DSV3, "tokens": DSV3, "shape": DSV3, "gpus": DSV3,
              "price_usd_per_gpu_hour": DSV3 + ": $2 per H800-hour assumed",
              "mfu": "fitted: 180K H800-hours per trillion tokens (report sec. 1) needs 44% of the "
