@@ -300,6 +300,12 @@ def test_measure_run_costs_each_stage(tmp_path):
     assert pre.usd == pytest.approx(8 * 2.5)
     assert rc.tokens == 2e9 and rc.mfu == 0.35
     assert rc.params == 2 * (512 * 64) + 2 * (4 * 64 * 64 + 2 * 32 + 3 * 64 * 192 + 128) + 64
+    # Without a checkpoint, the pre-training manifest's own parameter count is used.
+    (tmp_path / "checkpoints" / "base" / "model.json").unlink()
+    data = json.loads((tmp_path / "manifests" / "pretrain.json").read_text())
+    data["metrics"]["params"] = 12345
+    atomic_write_json(tmp_path / "manifests" / "pretrain.json", data)
+    assert measure_run(tmp_path, gpu="h100").params == 12345
 
 
 def test_measure_run_uses_run_config_price_and_scales(tmp_path):

@@ -173,6 +173,8 @@ def measure_run(
     pre = next((_read_json(p) for p in paths if p.stem in ("pretrain", "base")), None)
     metrics = (pre or {}).get("metrics", {})
     tokens = float(metrics["tokens"]) if "tokens" in metrics else None
+    if params is None and "params" in metrics:  # no checkpoint kept: the stage's own count
+        params = float(metrics["params"])
     mfu = float(metrics["mfu"]) if "mfu" in metrics else None
     notes: list[str] = []
     scaled = None
