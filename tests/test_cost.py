@@ -147,6 +147,13 @@ def test_overrides_are_applied_and_marked():
         estimate(1e9, overrides={"gpu_memory_gb": 0})
 
 
+def test_preset_with_a_new_size_infers_its_shape():
+    est = preset_estimate("deepseek-v3", params=7e9)
+    assert est.active_params == 7e9 and est.assumptions["seq_len"].value == 4096
+    assert est.assumptions["layers"].source.startswith("inferred")
+    assert est.assumptions["params"].source == "given"
+
+
 def test_every_assumption_has_a_source_listed_in_the_docs():
     doc = (REPO / "docs" / "cost.md").read_text()
     for name in sorted(PUBLISHED):

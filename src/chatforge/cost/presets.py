@@ -212,8 +212,10 @@ def preset_estimate(
         if value is not None:
             base[key] = value
             base["sources"][{"price": "price_usd_per_gpu_hour"}.get(key, key)] = "given"
-    if params is not None and base.get("active_params"):
-        base["active_params"] = None  # a new size: the preset's active count no longer applies
+    if params is not None:
+        # A new size: the preset's active count and shape no longer apply; keep its context.
+        base["active_params"] = None
+        base["shape"] = {k: v for k, v in base["shape"].items() if k == "seq_len"}
     for key, value in (overrides or {}).items():
         base["overrides"][key] = value
         base["sources"][key] = "override"
