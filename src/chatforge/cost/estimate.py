@@ -344,7 +344,7 @@ def estimate(
     min_gpus = max(1, math.ceil(memory["total_recompute"] / usable))
 
     if "gpus" in over or "gpus" in explicit:
-        n_gpus = int(put("gpus", 0, "devices", ""))
+        n_gpus = int(put("gpus", 0, "devices", ""))  # the given or overridden count wins
     else:
         need = math.ceil(gpu_hours / (a["target_days"].value * 24))
         node = int(a["gpus_per_node"].value)
