@@ -282,10 +282,12 @@ def _synthetic_run(root: Path, gpu_price: float = 0.0) -> RunDir:
         data["wall_s"], data["device_hours"] = wall, wall * data["n_devices"] / 3600
         atomic_write_json(run.manifest_path(stage), data)
     assert m["n_devices"] == 8
-    gcfg = {"vocab_size": 512, "n_layer": 2, "n_embd": 64, "n_head": 2, "n_kv_head": 2,
-            "seq_len": 64, "mlp": "swiglu", "mlp_hidden": 192, "qk_norm": True,
-            "tie_embeddings": False, "rope_theta": 10000.0, "norm_eps": 1e-5, "dropout": 0.0}
-    atomic_write_json(run.checkpoint("base") / "model.json", {"config": gcfg})
+    # The checkpoint is written by the real writer, so a format change breaks this test.
+    from chatforge.model.checkpoint import save_model
+    from chatforge.model.gpt import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=512, n_layer=2, n_embd=64, n_head=2, n_kv_head=2, seq_len=64)
+    save_model(GPT(cfg), run.checkpoint("pretrain"))
     if gpu_price:
         # A run's resolved config; only its [cost] section matters here.
         (root / "config.toml").write_text(
@@ -308,7 +310,7 @@ def test_measure_run_costs_each_stage(tmp_path):
     assert rc.tokens == 2e9 and rc.mfu == 0.35
     assert rc.params == 2 * (512 * 64) + 2 * (4 * 64 * 64 + 2 * 32 + 3 * 64 * 192 + 128) + 64
     # Without a checkpoint, the pre-training manifest's own parameter count is used.
-    (tmp_path / "checkpoints" / "base" / "model.json").unlink()
+    (tmp_path / "checkpoints" / "pretrain" / "model.json").unlink()
     data = json.loads((tmp_path / "manifests" / "pretrain.json").read_text())
     data["metrics"]["params"] = 12345
     atomic_write_json(tmp_path / "manifests" / "pretrain.json", data)
