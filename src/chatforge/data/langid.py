@@ -54,7 +54,9 @@ def _best(values) -> tuple[str, float]:
     if not values or values[0].value <= 0.0:
         return UNDETERMINED, 0.0
     top = values[0]
-    return top.language.iso_code_639_1.name.lower(), float(top.value)
+    # Rounded: lingua's parallel and serial paths differ in the last bits, and a threshold
+    # must give the same answer whichever executor ran it.
+    return top.language.iso_code_639_1.name.lower(), round(float(top.value), 6)
 
 
 def detect(text: str, languages: Iterable[str] | None = None) -> tuple[str, float]:
