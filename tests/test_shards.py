@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import shared_file
 
-from chatforge.config import load_config
+from chatforge.config import Config
 from chatforge.errors import RunDirError
 from chatforge.runs import RunDir
 from chatforge.tokenizer.bpe import BPETokenizer, load_tokenizer, train_bpe
@@ -159,8 +159,17 @@ def write_run(root: Path, with_parquet: bool) -> RunDir:
     return run
 
 
+def make_config(val_fraction: float) -> Config:
+    """Defaults (not a preset, so preset edits cannot change these tests) with a tiny vocabulary."""
+    cfg = Config()
+    cfg.run.seed = 1337
+    cfg.tokenizer.vocab_size = 400
+    cfg.pretrain.val_fraction = val_fraction
+    return cfg
+
+
 def test_stages_train_and_shard_the_run(tmp_path: Path) -> None:
-    cfg = load_config("smoke", ["tokenizer.vocab_size=400", "pretrain.val_fraction=0.2"])
+    cfg = make_config(val_fraction=0.2)
     run = write_run(tmp_path / "run", with_parquet=True)
     result = run_train(cfg, run)
     stats = json.loads((run.tokenizer / "stats.json").read_text())
@@ -177,7 +186,7 @@ def test_stages_train_and_shard_the_run(tmp_path: Path) -> None:
 
 
 def test_stage_errors(tmp_path: Path) -> None:
-    cfg = load_config("smoke", ["tokenizer.vocab_size=400", "run.seed=1337", "pretrain.val_fraction=0.1"])
+    cfg = make_config(val_fraction=0.1)
     with pytest.raises(RunDirError, match="corpus/pretrain.jsonl"):
         run_train(cfg, RunDir(tmp_path / "empty"))
     # With seed 1337 "tek belge" hashes into the 10% validation split, "bir belge" into train.

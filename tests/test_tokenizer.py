@@ -275,25 +275,39 @@ def test_cli_train_then_encode(tmp_path: Path) -> None:
     assert isinstance(result.exception, InputError)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from(["\n", "\r\n", " ", "  \n", ".", "a", "ç", "1", "\u0301", "'d", "\t", "x\n", "<|bos|>"]), max_size=40).map("".join))
-def test_long_text_fast_path_equals_single_encode(
-    tok: BPETokenizer, monkeypatch: pytest.MonkeyPatch, text: str
-) -> None:
-    """encode() cuts long texts at line starts and encodes the pieces in parallel; the ids must
-    equal one encode of the whole text by the tokenizers library."""
-    monkeypatch.setattr(bpe, "_PARALLEL_CHARS", 3)
-    # The invariant behind it: every cut is a pre-token border (ids alone could hide a bad
-    # cut when the vocabulary lacks the merge it would break).
-    pieces = [p for chunk in bpe._cut_lines(text, 3) for p in tok.pre_tokenize(chunk)]
-    assert pieces == tok.pre_tokenize(text)
+def hf_reference(tok: BPETokenizer, allowed_special: bool) -> HFTokenizer:
+    """The tokenizers-library encoder of `tok`: the reference its tiktoken fast path must equal."""
+    hf = HFTokenizer.from_str(tok.to_json())
+    hf.encode_special_tokens = not allowed_special
+    return hf
+
+
+WHITESPACE_AND_CO = ["\n", "\r\n", " ", "  \n", "\u00a0", "\u2028", "\x85", "\x1c", "\x0b", "\u3000",
+                     ".", "a", "ç", "İ", "1", "²", "٣", "\u0301", "'d", "'S", "\t", "<|bos|>", "漢"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(any_text | st.lists(st.sampled_from(WHITESPACE_AND_CO), max_size=30).map("".join))
+def test_tiktoken_engine_equals_tokenizers_library(tok: BPETokenizer, text: str) -> None:
+    """Encoding runs on tiktoken (its regex engine and merge-by-rank loop); the ids must be
+    those of the Hugging Face tokenizer that was trained, regex corner cases included."""
     for allowed in (False, True):
-        hf = tok._hf_special if allowed else tok._hf_plain
-        assert tok.encode(text, allowed_special=allowed) == hf.encode(text, add_special_tokens=False).ids
+        expected = hf_reference(tok, allowed).encode(text, add_special_tokens=False).ids
+        assert tok.encode(text, allowed_special=allowed) == expected
 
 
-def test_long_text_fast_path_on_real_text(tok: BPETokenizer) -> None:
-    text = shared_file("turkish-text", "cnn-turk-10k.txt").read_text(encoding="utf-8")[:300_000]
-    text += shared_file("tinyshakespeare", "input.txt").read_text(encoding="utf-8")[:300_000]
-    assert len(bpe._cut_lines(text, bpe._PARALLEL_CHARS)) > 5
-    assert tok.encode(text) == tok._hf_plain.encode(text, add_special_tokens=False).ids
+def test_tiktoken_engine_equals_tokenizers_library_on_real_text() -> None:
+    texts = list(iter_text_files([
+        shared_file("tinyshakespeare", "input.txt"),
+        shared_file("turkish-text", "Sentence-Boundary-Train.txt"),
+    ]))
+    tok = train_bpe(texts, vocab_size=2000, max_chars=1_000_000)
+    lines = [
+        line
+        for path in sorted(shared_file("lingua-langid-sentences").glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+    ]
+    reference = [e.ids for e in hf_reference(tok, False).encode_batch(lines, add_special_tokens=False)]
+    assert tok.encode_batch(lines) == reference
+    book = texts[0][:300_000]  # one long text: a single call, not a batch
+    assert tok.encode(book) == hf_reference(tok, False).encode(book, add_special_tokens=False).ids
