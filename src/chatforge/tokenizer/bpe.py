@@ -3,9 +3,9 @@
 Both kinds share one interface (`Tokenizer`): encode text to ids, decode ids to bytes or text,
 look up the chat special tokens. Training is byte-level, so every Unicode string round-trips
 exactly (`decode(encode(s)) == s`): the 256 byte symbols are always in the vocabulary.
-Encoding runs on tiktoken for both kinds (measured here: ~3x `tokenizers` on batches, ~10x on one
-long text); for our own
-tokenizers, tests pin tiktoken's ids to those of the `tokenizers` model that was trained.
+Encoding runs on tiktoken for both kinds (measured here: ~3x `tokenizers` on batches, ~10x on
+one long text); for our own tokenizers, tests pin tiktoken's ids to those of the `tokenizers`
+model that was trained.
 
 Pre-tokenisation is GPT-4's split regex with three changes:
 - letters are `[\\p{L}\\p{M}]`, so combining marks (NFD text, Devanagari vowel signs) stay
