@@ -110,7 +110,9 @@ def main() -> None:
         sys.exit(f"{cl100k_path}: missing; this benchmark needs ../shared/data")
 
     start = time.perf_counter()
-    ours = train_bpe(training_text(args.data, train_chars), vocab_size=vocab)
+    texts = training_text(args.data, train_chars)
+    train_chars = sum(map(len, texts))  # sources shorter than their share give less
+    ours = train_bpe(texts, vocab_size=vocab)
     train_s = time.perf_counter() - start
     ref = load_tokenizer(cl100k_path)
     print(f"trained {ours.vocab_size} ids on {train_chars / 1e6:.1f}M chars in {train_s:.1f}s", file=sys.stderr)
