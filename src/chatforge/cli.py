@@ -194,6 +194,61 @@ def cost(
         print_estimate(est, console)
 
 
+@app.command()
+def sft(
+    run_dir: Annotated[Path, typer.Option(help="run directory holding checkpoints/pretrain")],
+    data: Annotated[list[Path] | None, typer.Option(help="extra conversation file (repeatable)")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    overrides: OverridesArg = None,
+) -> None:
+    """Supervised fine-tuning of a run's base model -> checkpoints/sft and eval/sft.json."""
+    from chatforge.pipeline import run_pipeline
+    from chatforge.runs import RunDir
+
+    run_config = run_dir / "config.toml"
+    extra = list(overrides or [])
+    if data:
+        missing = [str(p) for p in data if not p.is_file()]
+        if missing:
+            raise ChatforgeError(f"--data: no such file: {', '.join(missing)}")
+        extra.append("sft.data=" + ",".join(str(p.resolve()) for p in data))
+    cfg = load_config(preset or (str(run_config) if run_config.exists() else "cpu"), extra)
+    manifests = run_pipeline(cfg, RunDir(run_dir), only=["sft"])
+    typer.echo(json.dumps({"run_dir": str(run_dir), "sft": manifests["sft"].get("metrics", {})}, default=float))
+
+
+@app.command()
+def chat(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest)")],
+    prompt: Annotated[str | None, typer.Option(help="answer this one message on stdout and exit")] = None,
+    system: Annotated[str, typer.Option(help="system prompt")] = "",
+    stage: Annotated[str | None, typer.Option(help="checkpoint to load (default: newest of rlhf, sft, pretrain)")] = None,
+    temperature: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)")] = 0.7,
+    top_k: Annotated[int, typer.Option(help="sample among the k likeliest tokens (0 = all)")] = 50,
+    top_p: Annotated[float, typer.Option(help="nucleus sampling mass")] = 0.95,
+    max_tokens: Annotated[int, typer.Option(help="longest reply, in tokens")] = 256,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    device: Annotated[str, typer.Option(help="cpu | cuda | mps | auto")] = "cpu",
+) -> None:
+    """Chat with a trained model in the terminal (/reset, /system TEXT, /temp X, /quit)."""
+    from chatforge.device import pick_device
+    from chatforge.engine import SamplingParams
+    from chatforge.serve.chat_cli import ChatSession, finish_note, interactive, load_chat
+
+    engine, tok, loaded = load_chat(run_dir, stage, str(pick_device(device)))
+    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                            top_p=top_p, seed=seed)
+    session = ChatSession(engine, tok, params, system=system)
+    if prompt is None:
+        interactive(session, loaded)
+        return
+    comp = session.reply(prompt, on_text=lambda d: (sys.stdout.write(d), sys.stdout.flush()))
+    sys.stdout.write("\n")
+    note = finish_note(comp, session)
+    if note:
+        err.print(note, highlight=False, markup=False)
+
+
 def main() -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug."""
     try:

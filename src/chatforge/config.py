@@ -35,14 +35,24 @@ class CorpusConfig:
 
     seed: int = 0
     languages: list[str] = field(default_factory=lambda: ["en", "tr"])
-    n_people: int = 120
-    n_places: int = 40
-    articles_per_entity: int = 2
-    stories: int = 400
-    arithmetic: int = 1500
-    code: int = 300
+    # World size: entities per kind (each has 2-5 attributes from small closed sets).
+    n_people: int = 36
+    n_towns: int = 12
+    n_rivers: int = 6
+    n_animals: int = 8
+    n_inventions: int = 10
+    n_foods: int = 10
+    # Pre-training documents (per language for articles, split over languages for the rest).
+    articles_per_entity: int = 6
+    stories: int = 4000
+    lists: int = 2000
+    arithmetic: int = 1200
+    code: int = 500
+    min_mentions: int = 20  # top-up until every fact is stated this often in every language
+    # SFT conversations and held-out evaluation questions.
     conversations: int = 3000
-    heldout_fraction: float = 0.1
+    heldout_fraction: float = 0.2  # share of (fact, language) pairs asked only in held-out
+    heldout_unseen_fraction: float = 0.2  # share of those whose fact no SFT example mentions
 
 
 @dataclass
@@ -164,7 +174,7 @@ class SFTConfig:
         default_factory=lambda: TrainConfig(lr=1e-3, max_steps=300, eval_every=50, batch_size=16)
     )
     mix_pretrain: float = 0.0  # share of each batch's rows drawn from pre-training tokens
-    pack: bool = True  # best-fit-decreasing packing; false = one padded conversation per row
+    pack: bool = False  # true = best-fit-decreasing packing (faster; packed rows attend across)
     data: list[str] = field(default_factory=list)  # extra conversation files (any reader format)
     val_conversations: int = 512  # held-out conversations scored for validation loss
 

@@ -1,0 +1,101 @@
+"""Pipeline stage `corpus`: generate the built-in world and write its texts into run/corpus/.
+
+Outputs (all written atomically):
+  world.json            entities and facts: the ground truth of every question
+  pretrain.jsonl        {"id", "source", "lang", "text"} pre-training documents
+  sft_train.jsonl       {"id", "kind", "lang", "messages", "answer", "meta"} conversations
+  sft_heldout.jsonl     held-out conversations (validation loss, held-out fact questions)
+  facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "seen_in_sft"}: scores SFT
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from chatforge.config import Config, CorpusConfig
+from chatforge.corpus import chat, text
+from chatforge.corpus.world import World
+from chatforge.errors import ConfigError
+from chatforge.pipeline import StageResult
+from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
+
+LANGUAGES = ("en", "tr")
+
+
+def validate(cfg: CorpusConfig) -> None:
+    """Reject corpus settings the generator cannot honour, naming the key."""
+    if not cfg.languages or any(lang not in LANGUAGES for lang in cfg.languages):
+        raise ConfigError(f"corpus.languages={cfg.languages}: choose from {', '.join(LANGUAGES)}")
+    for key in ("articles_per_entity", "stories", "lists", "arithmetic", "code", "min_mentions",
+                "conversations"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"corpus.{key}={getattr(cfg, key)}: must not be negative")
+    for key in ("heldout_fraction", "heldout_unseen_fraction"):
+        if not 0 <= getattr(cfg, key) < 1:
+            raise ConfigError(f"corpus.{key}={getattr(cfg, key)}: must be in [0, 1)")
+
+
+def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+
+
+def generate(cfg: CorpusConfig) -> dict[str, Any]:
+    """Everything the stage writes, in memory: world, documents, conversations, mentions."""
+    validate(cfg)
+    world = World.build(cfg.seed, cfg)
+    docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
+    train, heldout = chat.conversations(world, cfg, cfg.seed)
+    return {"world": world, "docs": docs, "mentions": mentions, "train": train,
+            "heldout": heldout, "facts_heldout": chat.heldout_fact_questions(heldout)}
+
+
+def run(cfg: Config, run: RunDir) -> StageResult:
+    """Generate the corpus of `cfg.corpus` into `run.corpus` and report its counts."""
+    started = time.perf_counter()
+    out = generate(cfg.corpus)
+    files = {
+        "pretrain.jsonl": _jsonl(out["docs"]),
+        "sft_train.jsonl": _jsonl(out["train"]),
+        "sft_heldout.jsonl": _jsonl(out["heldout"]),
+        "facts_heldout.jsonl": _jsonl(out["facts_heldout"]),
+    }
+    for name, body in files.items():
+        atomic_write_text(run.corpus / name, body)
+    atomic_write_json(run.corpus / "world.json", out["world"].to_json())
+
+    docs, mentions = out["docs"], out["mentions"]
+    per_fact = [mentions[f.id, lang] for f in out["world"].facts for lang in cfg.corpus.languages]
+    metrics = {
+        "entities": len(out["world"].entities),
+        "facts": len(out["world"].facts),
+        "documents": len(docs),
+        "chars": sum(len(d["text"]) for d in docs),
+        "docs_per_source": dict(sorted(Counter(d["source"] for d in docs).items())),
+        "docs_per_lang": dict(sorted(Counter(d["lang"] for d in docs).items())),
+        "chars_per_source": _sum_by(docs, "source"),
+        "mentions_min": min(per_fact),
+        "mentions_mean": round(sum(per_fact) / len(per_fact), 1),
+        "sft_train": len(out["train"]),
+        "sft_heldout": len(out["heldout"]),
+        "sft_train_per_kind": dict(sorted(Counter(c["kind"] for c in out["train"]).items())),
+        "sft_train_per_lang": dict(sorted(Counter(c["lang"] for c in out["train"]).items())),
+        "facts_heldout": len(out["facts_heldout"]),
+        "facts_heldout_unseen": sum(not q["seen_in_sft"] for q in out["facts_heldout"]),
+        "generate_s": round(time.perf_counter() - started, 2),
+    }
+    outputs = {name: str(run.corpus / name) for name in [*files, "world.json"]}
+    summary = (f"{metrics['documents']} documents ({metrics['chars'] / 1e6:.1f} M chars), "
+               f"{metrics['facts']} facts stated >= {metrics['mentions_min']}x per language, "
+               f"{metrics['sft_train']} SFT conversations, {metrics['facts_heldout']} held-out questions")
+    return StageResult(outputs=outputs, metrics=metrics, summary=summary)
+
+
+def _sum_by(docs: list[dict[str, str]], key: str) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for d in docs:
+        totals[d[key]] += len(d["text"])
+    return dict(sorted(totals.items()))
