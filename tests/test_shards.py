@@ -85,6 +85,17 @@ def test_split_ignores_order_and_keeps_duplicates_together(tok: BPETokenizer, tm
     assert c["splits"]["val"] != a["splits"]["val"]  # another seed, another split
 
 
+def test_explicit_split(tok: BPETokenizer, tmp_path: Path) -> None:
+    docs = [{"text": "head of the file", "split": "train"}, {"text": "its tail", "split": "val"}]
+    index = write_shards(docs, tok, tmp_path, 0.0, seed=0, split_of=lambda d: d["split"])
+    assert index["splits"]["val"]["bytes"] == len("its tail")
+    assert split_docs(tmp_path / "val.bin", np.dtype("uint16"), tok) == ["its tail"]
+    assert TokenShards(tmp_path, "val").path == tmp_path / "val.bin"
+    with pytest.raises(ValueError, match="split_of returned 'test'"):
+        write_shards(docs, tok, tmp_path / "bad", 0.0, seed=0, split_of=lambda d: "test")
+    assert not list((tmp_path / "bad").glob("*"))  # nothing half-written
+
+
 def test_dtype_follows_vocab_size(tmp_path: Path) -> None:
     assert token_dtype(2**16) == np.uint16 and token_dtype(2**16 + 1) == np.uint32
     enc = load_tokenizer(shared_file("tokenizer-reference", "cl100k_base.tiktoken"))

@@ -125,6 +125,8 @@ def write_shards(
             for doc, ids in zip(batch, encoded, strict=True):
                 if split_of is not None:
                     split = split_of(doc)
+                    if split not in SPLITS:
+                        raise ValueError(f"split_of returned {split!r}; expected one of {SPLITS}")
                 else:
                     split = "val" if is_val(doc["text"], val_fraction, seed) else "train"
                 parts[split].append(np.array([bos, *ids], dtype=dtype))
@@ -166,7 +168,7 @@ class TokenShards:
         self.n_tokens: int = meta["tokens"]
         self.n_bytes: int = meta["bytes"]
         self.n_docs: int = meta["docs"]
-        path = self.directory / meta["file"]
+        self.path = path = self.directory / meta["file"]
         size = path.stat().st_size if path.exists() else -1
         if size != self.n_tokens * self.dtype.itemsize:
             raise RunDirError(
@@ -185,7 +187,7 @@ class TokenShards:
     def _check_len(self, seq_len: int) -> None:
         if self.n_tokens < seq_len + 1:
             raise RunDirError(
-                f"{self.directory}/{self.split}.bin: {self.n_tokens} tokens, fewer than "
+                f"{self.path}: {self.n_tokens} tokens, fewer than "
                 f"seq_len + 1 = {seq_len + 1}; use more data, a shorter seq_len or another val_fraction"
             )
 
