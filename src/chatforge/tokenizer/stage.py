@@ -1,8 +1,8 @@
 """Pipeline stages `tokenizer` (train BPE, measure it) and `tokens` (encode documents into shards).
 
-Both read the same documents: the cleaned documents of the data stage (run/data/*.parquet,
-when that stage ran) followed by the built-in corpus's pre-training text
-(run/corpus/pretrain.jsonl). The tokenizer never trains on validation documents: it uses the
+Both read the same documents: the cleaned documents of the data stage
+(run/data/documents-*.parquet, when that stage ran) followed by the built-in corpus's
+pre-training text (run/corpus/pretrain.jsonl). The tokenizer never trains on validation documents: it uses the
 same seeded content-hash split as the shards, so validation bits per byte are not flattered by
 a vocabulary fitted to the validation text, and its statistics are measured on that held-out text.
 """
@@ -62,10 +62,12 @@ def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 def iter_documents(run: RunDir) -> Iterator[dict[str, Any]]:
     """Documents for the tokenizer and the shards, in a fixed order: data parquet, then corpus."""
-    parquet = sorted(run.data.glob("*.parquet"))
+    parquet = sorted(run.data.glob("documents-*.parquet"))
     corpus = run.corpus / "pretrain.jsonl"
     if not parquet and not corpus.exists():
-        raise RunDirError(f"{run.root}: neither data/*.parquet nor corpus/pretrain.jsonl; run the corpus stage")
+        raise RunDirError(
+            f"{run.root}: neither data/documents-*.parquet nor corpus/pretrain.jsonl; run the corpus stage"
+        )
     for path in parquet:
         yield from _iter_parquet(path)
     if corpus.exists():
