@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -41,6 +44,21 @@ def test_stage_writes_identical_bytes_for_the_same_seed(tmp_path):
     assert result.metrics["documents"] > 0 and result.metrics["facts_heldout"] > 0
     assert sum(result.metrics["chars_per_source"].values()) == result.metrics["chars"]
     assert result.metrics["mentions_min"] >= smoke_config().corpus.min_mentions
+
+
+def test_output_does_not_depend_on_the_hash_seed():
+    """Set iteration order changes with PYTHONHASHSEED; the corpus must not."""
+    script = (
+        "import hashlib, json; from chatforge.config import load_config; "
+        "from chatforge.corpus.build import generate; o = generate(load_config('smoke').corpus); "
+        "print(hashlib.sha256(json.dumps([o['docs'], o['train'], o['heldout']]).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
 
 
 def test_world_round_trips_through_json(out):
@@ -217,7 +235,6 @@ def test_single_language_corpus(out):
     assert {c["lang"] for c in english["train"] + english["heldout"]} == {"en"}
 
 
-@pytest.mark.slow
 def test_cpu_preset_size_and_coverage():
     cfg = load_config("cpu").corpus
     result = build.generate(cfg)

@@ -85,7 +85,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "sft_train_per_lang": dict(sorted(Counter(c["lang"] for c in out["train"]).items())),
         "facts_heldout": len(out["facts_heldout"]),
         "facts_heldout_unseen": sum(not q["seen_in_sft"] for q in out["facts_heldout"]),
-        "generate_s": round(time.perf_counter() - started, 2),
+        "build_s": round(time.perf_counter() - started, 2),
     }
     outputs = {name: str(run.corpus / name) for name in [*files, "world.json"]}
     summary = (f"{metrics['documents']} documents ({metrics['chars'] / 1e6:.1f} M chars), "

@@ -196,7 +196,7 @@ class _Builder:
         homes = self._spread(towns, len(people))
         dishes = self._spread(foods, len(people))
         for person, town, dish in zip(people, homes, dishes, strict=True):
-            birth_year[person.id] = rng.randrange(1800, 1960)
+            birth_year[person.id] = rng.randrange(1800, 1930)
             self._add(person, "birthplace", town)
             self._add(person, "profession", rng.choice(lexicon.PROFESSIONS))
             self._add(person, "birth_year", str(birth_year[person.id]))
