@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chatforge.errors import RunDirError
@@ -112,7 +113,8 @@ def write_shards(
     stats = {s: _SplitStats() for s in SPLITS}
     progress = Progress(
         TextColumn("encoding"), BarColumn(), TextColumn("{task.fields[docs]} docs"),
-        TextColumn("{task.fields[tokens]:,} tokens"), TimeElapsedColumn(), disable=not show_progress,
+        TextColumn("{task.fields[tokens]:,} tokens"), TimeElapsedColumn(),
+        console=Console(stderr=True), disable=not show_progress,  # stdout is for results
     )
     with ExitStack() as stack:
         stack.enter_context(progress)
