@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import subprocess
 import sys
@@ -191,6 +192,8 @@ def test_save_load_round_trip(tok: BPETokenizer, tmp_path: Path) -> None:
         sample = "İstanbul'da 12 küçük kedi <|bos|>"
         assert loaded.encode(sample) == tok.encode(sample)
         assert loaded.encode(sample, allowed_special=True) == tok.encode(sample, allowed_special=True)
+    # Worker processes (data loaders, Ray) receive tokenizers by pickling.
+    assert pickle.loads(pickle.dumps(tok)).encode("küçük kedi") == tok.encode("küçük kedi")
 
 
 def test_tiktoken_save_load(cl100k: Tokenizer, tmp_path: Path) -> None:
