@@ -19,7 +19,7 @@ from tokenizers import models
 from typer.testing import CliRunner
 
 from chatforge.cli import app
-from chatforge.errors import InputError
+from chatforge.errors import ConfigError, InputError
 from chatforge.tokenizer import bpe
 from chatforge.tokenizer.bpe import (
     SPECIAL_TOKENS,
@@ -152,7 +152,7 @@ def test_special_tokens(tok: BPETokenizer) -> None:
 def test_vocab_size_and_merges(tok: BPETokenizer) -> None:
     assert 256 + len(SPECIAL_TOKENS) < tok.vocab_size <= 600
     assert len(tok.encode("küçük kedi parkta")) < len("küçük kedi parkta".encode())
-    with pytest.raises(ValueError, match="at least"):
+    with pytest.raises(ConfigError, match="vocab_size=100: must be at least"):
         train_bpe(["abc"], vocab_size=100)
 
 

@@ -32,7 +32,7 @@ import tiktoken
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from chatforge.errors import InputError
+from chatforge.errors import ConfigError, InputError
 
 SPECIAL_TOKENS = [
     "<|bos|>",
@@ -311,7 +311,7 @@ def train_bpe(
     """
     minimum = 256 + len(SPECIAL_TOKENS)
     if vocab_size < minimum:
-        raise ValueError(f"vocab_size={vocab_size}: must be at least {minimum} (bytes + special tokens)")
+        raise ConfigError(f"vocab_size={vocab_size}: must be at least {minimum} (bytes + special tokens)")
     hf = HFTokenizer(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.Sequence(
         [
