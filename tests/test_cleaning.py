@@ -291,8 +291,11 @@ def test_decontamination_reports_items(tmp_path):
     assert index.find("how many legs does a small beetle have") == []
     docs = [Document("a", "warc", leaked, "http://x"), Document("b", "warc", "clean text here", "http://y")]
     kept, stats = Step("decontam", decontam_step, {"index": index})(docs)
+    # 2 of the 5 13-grams of q1 (question + "Aras Kura") are in the page.
     assert [d.id for d in kept] == ["b"]
-    assert stats.findings == [{"benchmark": "quiz", "item": "q1", "id": "a", "source": "warc", "url": "http://x"}]
+    assert stats.findings == [
+        {"benchmark": "quiz", "item": "q1", "coverage": 0.4, "id": "a", "source": "warc", "url": "http://x"}
+    ]
     with pytest.raises(InputError):
         build_index([tmp_path / "missing.jsonl"])
 

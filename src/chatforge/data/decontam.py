@@ -11,7 +11,9 @@ benchmark and item, so the funnel says which items leaked where, not only how ma
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ _GENERIC_STEMS = {"test", "train", "validation", "val", "dev", "data", "eval"}
 class Match:
     benchmark: str
     item: str
+    coverage: float = 1.0  # share of the item's n-grams found in the document
 
 
 class ContaminationIndex:
@@ -38,6 +41,7 @@ class ContaminationIndex:
     def __init__(self, n: int = 13, min_words: int = 8):
         self.n, self.min_words = n, min_words
         self.items: list[Match] = []
+        self._sizes: list[int] = []  # distinct n-grams per item
         self._hashes: list[np.ndarray] = []
         self._owners: list[np.ndarray] = []
         self.sizes: set[int] = set()
@@ -59,6 +63,7 @@ class ContaminationIndex:
         self._hashes.append(grams)
         self._owners.append(np.full(len(grams), len(self.items), dtype=np.int64))
         self.items.append(Match(benchmark, item))
+        self._sizes.append(len(grams))
         self._frozen = None
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -77,21 +82,28 @@ class ContaminationIndex:
         return state
 
     def find(self, text: str, cache: dict[str, int] | None = None) -> list[Match]:
-        """Evaluation items sharing an indexed n-gram with `text`, in index order."""
+        """Evaluation items sharing an indexed n-gram with `text`, in index order.
+
+        Each match carries its coverage: 1.0 when the whole item is quoted, a small share
+        when only a phrase it has in common with the document was found.
+        """
         hashes, owners = self._arrays()
         if not len(hashes):
             return []
         word_hashes = hash_words(canonical_words(text), cache)
-        found: set[int] = set()
+        hits: Counter[int] = Counter()
         for size in sorted(self.sizes):
-            grams = ngram_hashes(word_hashes, size)
+            grams = np.unique(ngram_hashes(word_hashes, size))
             if not len(grams):
                 continue
             lo = np.searchsorted(hashes, grams, side="left")
             hi = np.searchsorted(hashes, grams, side="right")
             for start, stop in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist(), strict=True):
-                found.update(owners[start:stop].tolist())
-        return [self.items[i] for i in sorted(found)]
+                hits.update(owners[start:stop].tolist())
+        return [
+            dataclasses.replace(self.items[i], coverage=round(hits[i] / self._sizes[i], 4))
+            for i in sorted(hits)
+        ]
 
 
 def benchmark_name(path: Path) -> str:

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from chatforge.data.steps import (
     nbytes,
 )
 from chatforge.errors import InputError
-from chatforge.runs import atomic_path, atomic_write_json, atomic_write_text
+from chatforge.runs import atomic_path, atomic_write_text
 
 _GLOB_CHARS = set("*?[")
 _FIELD_KINDS = ("jsonl", "parquet", "hf")  # specs of these kinds may end in :FIELD
@@ -259,6 +260,16 @@ def run_data(
         stale.unlink()
     hasher = MinHasher(cfg.minhash_bands, cfg.minhash_rows, cfg.minhash_ngram, seed)
 
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(phase: str, detail: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[phase] = round(now - clock, 3)
+        clock = now
+        console.print(f"  {phase}: {detail} ({timings[phase]:.1f}s)")
+
     with make_executor(cfg.executor, cfg.workers, cfg.ray_address) as ex:
         console.print(f"data: {len(tasks)} read task(s) on the {ex.name} executor")
         filtered = ex.map(
@@ -266,19 +277,23 @@ def run_data(
             list(enumerate(tasks)), desc="read + filter",
         )
         shards = [s for r in filtered for s in r["shards"]]
+        lap("read_filter", f"{sum(s['docs'] for s in shards)} documents left in {len(shards)} shard(s)")
         exact_edges = ex.group_edges(
             emit_exact, [(s["path"], frozenset()) for s in shards], cfg.partitions, work / "exact",
         )
         exact = clusters_to_remove(exact_edges)
+        lap("exact_dedup", f"{len(exact)} exact duplicates")
         near_items = [(s["path"], frozenset(_subset(exact, s))) for s in shards]
         near_edges = ex.group_edges(
             functools.partial(emit_minhash, hasher=hasher), near_items, cfg.partitions, work / "near",
         )
         near = clusters_to_remove(near_edges)
+        lap("near_dedup", f"{len(near)} near duplicates")
         finals = ex.map(
             functools.partial(final_task, cfg=cfg, index=index, out_dir=out_dir, removed_dir=removed_dir),
             [(s, _subset(exact, s), _subset(near, s)) for s in shards], desc="dedup + decontam",
         )
+        lap("final", f"{sum(r['docs'] for r in finals)} documents written")
         executor_name = ex.name
     shutil.rmtree(work, ignore_errors=True)
 
@@ -289,8 +304,10 @@ def run_data(
                     "threshold": round(hasher.threshold(), 4)},
         "decontam": {"ngram": index.n, "items": len(index), "short_items_skipped": index.skipped_short},
         "files": sorted(r["out"].rsplit("/", 1)[-1] for r in finals if r["out"]),
+        "timings_s": timings,
     })
-    atomic_write_json(out_dir / "funnel.json", funnel)
+    # Not atomic_write_json: it sorts keys, and the funnel reads best in step order.
+    atomic_write_text(out_dir / "funnel.json", json.dumps(funnel, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "contamination.json", json.dumps(funnel["contamination"], indent=2) + "\n")
     return funnel
 

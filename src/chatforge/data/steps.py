@@ -134,6 +134,19 @@ def normalize_step(docs: list[Document], form: str = "NFC", max_chars: int = 1_0
     return out
 
 
+def without_names(text: str, min_words: int = 8) -> str:
+    """The text with capitalised words dropped, for language identification.
+
+    Names carry no evidence of the language they are written in, and a page dense with
+    foreign-looking names (the built-in world's are Turkish-like) fools character n-gram
+    models: lingua calls such English pages Tagalog with confidence 0.99. Lowercase words
+    keep the function words that decide the language; if too few remain, the text is used
+    as it is.
+    """
+    kept = [w for w in text.split() if not w[:1].isupper()]
+    return " ".join(kept) if len(kept) >= min_words else text
+
+
 def language_step(
     docs: list[Document], keep: tuple[str, ...], threshold: float, skip_sources: tuple[str, ...],
 ) -> StepOutput:
@@ -142,7 +155,8 @@ def language_step(
 
     out = StepOutput([])
     prose = [d for d in docs if _prose(d, skip_sources)]
-    detected = dict(zip((id(d) for d in prose), detect_batch([d.text for d in prose]), strict=True))
+    texts = [without_names(d.text) for d in prose]
+    detected = dict(zip((id(d) for d in prose), detect_batch(texts), strict=True))
     for d in docs:
         if id(d) not in detected:
             lang = d.metadata.get(LANGUAGE_KEY) or d.source
@@ -245,9 +259,8 @@ def decontam_step(docs: list[Document], index: ContaminationIndex) -> StepOutput
         out.removed.append((d, "contaminated"))
         for m in matches:
             out.notes[m.benchmark] += 1
-            out.findings.append(
-                {"benchmark": m.benchmark, "item": m.item, "id": d.id, "source": d.source, "url": d.url}
-            )
+            out.findings.append({"benchmark": m.benchmark, "item": m.item, "coverage": m.coverage,
+                                 "id": d.id, "source": d.source, "url": d.url})
     return out
 
 
@@ -265,18 +278,25 @@ def pii_step(docs: list[Document]) -> StepOutput:
 
 
 def filter_steps(cfg: DataConfig) -> list[Step]:
-    """Per-document steps run right after reading, in FineWeb's order."""
+    """Per-document steps run right after reading.
+
+    FineWeb's filters, reordered so that the language-independent ones (Gopher repetition,
+    C4, FineWeb) run before language identification: lingua is the costliest step after HTML
+    extraction, and it cannot judge junk (keyword lists, menus) anyway, so junk would be
+    removed as "low confidence" instead of for what it is. Gopher quality needs the language
+    (stop words, per-language thresholds) and comes last.
+    """
     skip = tuple(cfg.prose_skip_sources)
     q = {"cfg": cfg.quality, "overrides": tuple(cfg.quality_overrides), "skip_sources": skip}
     return [
         Step("normalize", normalize_step, {"max_chars": cfg.max_doc_chars}),
+        Step("gopher_repetition", gopher_repetition_step, q),
+        Step("c4", c4_step, q),
+        Step("fineweb", fineweb_step, q),
         Step("language", language_step, {
             "keep": tuple(cfg.languages), "threshold": cfg.langid_threshold, "skip_sources": skip,
         }),
-        Step("gopher_repetition", gopher_repetition_step, q),
         Step("gopher_quality", gopher_quality_step, q),
-        Step("c4", c4_step, q),
-        Step("fineweb", fineweb_step, q),
     ]
 
 
