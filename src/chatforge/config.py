@@ -46,8 +46,8 @@ class CorpusConfig:
     articles_per_entity: int = 6
     stories: int = 4000
     lists: int = 2000
-    arithmetic: int = 1200
-    code: int = 500
+    arithmetic: int = 800
+    code: int = 400
     min_mentions: int = 20  # top-up until every fact is stated this often in every language
     # SFT conversations and held-out evaluation questions.
     conversations: int = 3000

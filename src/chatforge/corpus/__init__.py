@@ -9,6 +9,7 @@
     programs.py   small Python functions with docstrings and asserts
     chat.py       SFT conversations and the held-out fact questions
     build.py      the pipeline stage writing all of it into run/corpus/
+    web.py        the dirty web (WARC pages, wiki XML, books, code) for the data stage
 
 Every generator takes the world and a seed and draws from its own `random.Random`, so the same
 seed gives byte-identical files and a new kind of text (web pages, preference pairs, benchmark-

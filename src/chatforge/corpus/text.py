@@ -68,6 +68,28 @@ _EPISODES = {
         "person": ["{P}, {X_dat} bir mektup yazdı.", "Bayramda {P}, {X} ile tanıştı."],
     },
 }
+# A question put to the protagonist and the answer in their words: stories then show facts
+# asked and answered, without the question templates that SFT and evaluation use.
+# {Q} who asks, {S} the protagonist, {O}/{O_cap}/{O_loc} the answer.
+_DIALOGUES = {
+    "en": {
+        "birthplace": ('{Q} asked {S}, "Where were you born?"', '"In {O}," answered {S}.'),
+        "profession": ('{Q} asked {S}, "What is your work?"', '"I work as {O_a}," said {S}.'),
+        "birth_year": ('{Q} asked {S}, "In which year were you born?"', '"In {O}," replied {S}.'),
+        "colour": ('{Q} asked {S}, "Which colour do you love most?"', '"{O_cap}, always {O}," said {S}.'),
+        "dish": ('{Q} asked {S}, "What do you like to eat most?"', '"{O_cap}, of course," said {S}.'),
+    },
+    "tr": {
+        "birthplace": ('{Q}, "Sen nerelisin?" diye sordu.', '{S}, "{O_loc} doğdum," diye cevap verdi.'),
+        "profession": ('{Q}, "İşin ne?" diye sordu.', '{S}, "{O_cap} olarak çalışıyorum," dedi.'),
+        "birth_year": ('{Q}, "Hangi yıl doğdun?" diye sordu.', '{S}, "{O} yılında doğdum," dedi.'),
+        "colour": ('{Q}, "En çok hangi rengi seversin?" diye sordu.', '{S}, "Her zaman {O}," dedi.'),
+        "dish": ('{Q}, "En çok ne yemeyi seversin?" diye sordu.', '{S}, "Tabii ki {O}," dedi.'),
+    },
+}
+_ASKERS = {"en": ["A child", "An old friend", "A traveller"],
+           "tr": ["Bir çocuk", "Eski bir arkadaş", "Bir yolcu"]}
+
 _CLOSINGS = {
     "en": ["And so the day ended happily.", "{P} never forgot that day.", "The end.",
            "Since then, {P} tells this story to everyone."],
@@ -135,6 +157,8 @@ class _Writer:
         own = world.facts_about(person.id)
         sentences = [self.fill(rng.choice(_OPENINGS[lang]), lang, **slots)]
         sentences += [self.state(f, lang) for f in rng.sample(own, rng.randrange(2, 4))]
+        if rng.random() < 0.5:
+            sentences += self.dialogue(rng.choice(own), lang)
         for other in episodes:
             name = display(other.name, other.kind, lang)
             if lang == "en" and other.kind in ("animal", "invention"):
@@ -149,6 +173,19 @@ class _Writer:
             sentences += [self.state(f, lang) for f in rng.sample(facts, min(len(facts), 2))]
         sentences.append(self.fill(rng.choice(_CLOSINGS[lang]), lang, **slots))
         self.add("story", lang, " ".join(sentences))
+
+    def dialogue(self, fact: Fact, lang: str) -> list[str]:
+        """Someone asks the protagonist about `fact`; the reply states it (one mention)."""
+        self.mentions[fact.id, lang] += 1
+        question, answer = _DIALOGUES[lang][fact.relation]
+        obj = fact.answer(lang)
+        forms = {"Q": self.rng.choice(_ASKERS[lang]), "S": fact.subject, "O": obj,
+                 "O_cap": turkish.capitalize(obj, lang),
+                 "O_a": ("an " if obj[0] in "aeiou" else "a ") + obj}
+        if lang == "tr":
+            forms["O_loc"] = turkish.inflect(obj, "loc", proper=True)
+        return [turkish.capitalize(question.format(**forms), lang),
+                turkish.capitalize(answer.format(**forms), lang)]
 
     # --- lists --------------------------------------------------------------------------
     def table(self, relation: str, subjects: list[Entity], lang: str) -> None:
