@@ -46,6 +46,12 @@ def _stage_corpus(cfg: Config, run: RunDir) -> StageResult:
     return build.run(cfg, run)
 
 
+def _stage_data(cfg: Config, run: RunDir) -> StageResult:
+    from chatforge.data import stage
+
+    return stage.run(cfg, run)
+
+
 def _stage_tokenizer(cfg: Config, run: RunDir) -> StageResult:
     from chatforge.tokenizer import stage
 
@@ -72,6 +78,8 @@ def _stage_sft(cfg: Config, run: RunDir) -> StageResult:
 
 STAGES: list[Stage] = [
     Stage("corpus", _stage_corpus, ("corpus",), help="generate the built-in corpus"),
+    Stage("data", _stage_data, ("data", "corpus"), ("corpus",), enabled=lambda cfg: cfg.data.enabled,
+          help="clean the built-in dirty web (WARC, wiki, books, code) into documents + funnel"),
     # The tokenizer holds out the validation documents, so it depends on the split's seed too.
     Stage("tokenizer", _stage_tokenizer, ("tokenizer", "run.seed", "pretrain.val_fraction"),
           ("corpus", "data"), help="train BPE"),
