@@ -249,6 +249,34 @@ def chat(
         err.print(note, highlight=False, markup=False)
 
 
+@app.command()
+def data(
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", "-s", help="KIND:PATH[:FIELD], globs allowed, repeatable (none: the built-in dirty web)",
+    )] = None,
+    out: Annotated[Path, typer.Option(help="output directory (documents-*.parquet, funnel.json)")] = Path("runs/data"),
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray (default: the preset's)")] = "",
+    ray_address: Annotated[str, typer.Option("--ray-address", "--address", help="Ray cluster address, e.g. auto")] = "",
+    workers: Annotated[int, typer.Option(help="worker processes (0 = the preset's; its 0 = all cores)")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of MinHash (and of the built-in web)")] = 0,
+    decontam: Annotated[list[Path] | None, typer.Option(help="evaluation file (jsonl/json/csv/parquet) to decontaminate against; repeatable")] = None,
+    preset: PresetOpt = "cpu",
+    overrides: OverridesArg = None,
+) -> None:
+    """Collect and clean documents: extraction, language, quality, dedup, decontamination, PII."""
+    from chatforge.config import Config
+    from chatforge.data.stage import clean
+
+    sections = {f.name for f in Config.__dataclass_fields__.values()}
+    extra = [o if o.split(".", 1)[0] in sections else f"data.{o}" for o in overrides or []]
+    extra += [f"data.executor={executor}"] if executor else []
+    extra += [f"data.ray_address={ray_address}"] if ray_address else []
+    extra += [f"data.workers={workers}"] if workers else []
+    cfg = load_config(preset, extra)
+    summary = clean(cfg, list(source or []), out, seed, list(decontam or []))
+    typer.echo(json.dumps(summary, default=float))
+
+
 def main() -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug."""
     try:
