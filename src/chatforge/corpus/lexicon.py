@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from chatforge.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Word:
@@ -114,6 +116,7 @@ _ONSETS = list("bdgklmnprstvyz" * 3 + "çşh")
 _VOWELS = list("aeiou" * 3 + "öüı")
 _CODAS = ["l", "n", "r", "m", "s", "z", "y", "ş"]  # never a consonant that softens (p ç t k)
 _FRONT, _BACK = set("eiöü"), set("aıou")
+MAX_ATTEMPTS = 100_000
 
 
 def _harmonic(vowels: list[str]) -> bool:
@@ -127,7 +130,7 @@ def invent_name(rng: random.Random, syllables: int, taken: set[str]) -> str:
     Rejects words that contain, or are contained in, a name already taken, so that no name
     is a substring of another and exact-match scoring cannot be fooled by a shorter name.
     """
-    while True:
+    for _ in range(MAX_ATTEMPTS):
         vowels = [rng.choice(_VOWELS) for _ in range(syllables)]
         if not _harmonic(vowels):
             continue
@@ -139,3 +142,7 @@ def invent_name(rng: random.Random, syllables: int, taken: set[str]) -> str:
             continue
         taken.add(name)
         return name
+    raise ConfigError(
+        f"corpus: no new {syllables}-syllable name after {MAX_ATTEMPTS} tries; "
+        "make the world smaller (corpus.n_rivers, corpus.n_animals, ...)"
+    )
