@@ -110,3 +110,25 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         summary=(f"{metrics['documents_in']} -> {metrics['documents_out']} documents "
                  f"({metrics['retention_bytes']:.0%} of bytes); worst class P/R {worst:.2f}"),
     )
+
+
+def clean(
+    cfg: Config, sources: list[str], out: Path, seed: int, decontam: list[Path],
+) -> dict[str, Any]:
+    """`chatforge data`: clean the given sources (none: the built-in dirty web) into `out`."""
+    labels = None
+    if not sources:
+        world = World.build(cfg.corpus.seed, cfg.corpus)
+        web = build_web(out / "raw", world, seed=seed, n_pages=cfg.data.web_pages)
+        sources, labels = web.sources, web.labels
+        decontam = [*decontam, *web.eval_sets]
+    funnel = run_data(sources, out, cfg.data, seed=seed, decontam_sets=decontam)
+    summary: dict[str, Any] = {
+        "out": str(out), "files": len(funnel["files"]), "total": funnel["total"],
+        "retention": funnel["retention"], "contaminated_items": len(funnel["contaminated_items"]),
+    }
+    if labels is not None:
+        scores = score_labels(out, labels)
+        atomic_write_json(out / "label_scores.json", scores)
+        summary["label_scores"] = {k: scores[k] for k in CLASSES} | {"clean_kept": scores["clean_kept"]}
+    return summary
