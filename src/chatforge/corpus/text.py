@@ -98,11 +98,12 @@ _CLOSINGS = {
 }
 
 
-def _slot(name: str, value: str, lang: str, proper: bool = True) -> dict[str, str]:
+def _slot(name: str, value: str, lang: str) -> dict[str, str]:
+    """A proper name and, in Turkish, its case forms for a story or article template."""
     forms = {name: value}
     if lang == "tr":
         for case in ("gen", "acc", "dat", "loc"):
-            forms[f"{name}_{case}"] = turkish.inflect(value, case, proper)
+            forms[f"{name}_{case}"] = turkish.inflect(value, case, proper=True)
     return forms
 
 
@@ -210,8 +211,6 @@ class _Writer:
 
     def reverse_list(self, target: Entity, lang: str) -> None:
         facts = self.world.facts_mentioning(target.id)
-        if not facts:
-            return
         by_relation: dict[str, list[Fact]] = {}
         for f in facts:
             by_relation.setdefault(f.relation, []).append(f)
@@ -280,6 +279,7 @@ def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[di
             episodes.append(rng.choice([p for p in people if p != person] or people))
         w.story(person, episodes, lang)
     relations = sorted({f.relation for f in world.facts})
+    targets = [e for e in world.entities if world.facts_mentioning(e.id)]
     for i in range(cfg.lists):
         lang = cfg.languages[i % len(cfg.languages)]
         style = rng.random()
@@ -290,7 +290,7 @@ def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[di
         elif style < 0.75:
             w.fact_sheet(rng.choice(world.entities), lang)
         else:
-            w.reverse_list(rng.choice(world.entities), lang)
+            w.reverse_list(rng.choice(targets), lang)
     for i in range(cfg.arithmetic):
         w.arithmetic(cfg.languages[i % len(cfg.languages)])
     for i in range(cfg.code):
