@@ -44,11 +44,9 @@ from chatforge.data.steps import (
     final_steps,
     nbytes,
 )
-from chatforge.errors import InputError
 from chatforge.runs import atomic_path, atomic_write_text
 
 _GLOB_CHARS = set("*?[")
-_FIELD_KINDS = ("jsonl", "parquet", "hf")  # specs of these kinds may end in :FIELD
 SHARD_SCHEMA = pa.schema(
     [("id", pa.string()), ("source", pa.string()), ("url", pa.string()), ("text", pa.string()),
      ("language", pa.string()), ("metadata", pa.string())]
@@ -57,18 +55,14 @@ SHARD_SCHEMA = pa.schema(
 
 def expand_sources(specs: list[str]) -> list[str]:
     """One read task per file of a globbed spec (so files read in parallel), else the spec."""
+    from chatforge.data.sources import parse_spec
     from chatforge.data.sources.base import expand_paths
 
     tasks = []
     for spec in specs:
-        kind, sep, rest = spec.partition(":")
-        if not sep or not rest:
-            raise InputError(f"source {spec!r}: expected KIND:PATH, e.g. warc:crawl/*.warc.gz")
-        path, suffix = rest, ""
-        if kind in _FIELD_KINDS and ":" in rest:
-            path, field = rest.rsplit(":", 1)
-            suffix = f":{field}"
-        if _GLOB_CHARS & set(path):
+        kind, path, field = parse_spec(spec)
+        if kind != "hf" and _GLOB_CHARS & set(path):
+            suffix = f":{field}" if field else ""
             tasks += [f"{kind}:{p}{suffix}" for p in expand_paths(path, kind)]
         else:
             tasks.append(spec)
