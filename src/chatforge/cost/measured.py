@@ -145,8 +145,9 @@ def measure_run(
     fallback_gpu = gpu or (cost_cfg.gpu if cost_cfg.gpu != "cpu" else None)
 
     stages, seen = [], set()
-    for path in paths:
-        m = _read_json(path)
+    # Pipeline order: by start time, not file name.
+    manifests = sorted(((p, _read_json(p)) for p in paths), key=lambda pm: pm[1].get("started", 0))
+    for path, m in manifests:
         if "wall_s" not in m:
             raise InputError(f"{path}: manifest without 'wall_s'")
         name = str(m.get("stage", path.stem))
@@ -170,7 +171,7 @@ def measure_run(
                                 hours * a[f"price_{dev.key}"].value))
 
     params, matmul = _model(root)
-    pre = next((_read_json(p) for p in paths if p.stem in ("pretrain", "base")), None)
+    pre = next((m for p, m in manifests if p.stem in ("pretrain", "base")), None)
     metrics = (pre or {}).get("metrics", {})
     tokens = float(metrics["tokens"]) if "tokens" in metrics else None
     if params is None and "params" in metrics:  # no checkpoint kept: the stage's own count
