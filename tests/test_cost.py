@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from chatforge.cli import app
@@ -109,6 +111,27 @@ def test_flops_are_6nd_plus_the_palm_attention_term():
     assert est.cost_usd == pytest.approx(est.gpu_hours * 2.0)
     assert est.energy_mwh == pytest.approx(est.gpu_hours * 400 * 1.2 / 1e6)
     assert est.electricity_usd == pytest.approx(est.energy_mwh * 1000 * 0.10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    params=st.floats(1e6, 2e12),
+    tokens=st.floats(1e9, 2e13),
+    gpus=st.integers(1, 50_000),
+    gpu=st.sampled_from(sorted(DEVICES)),
+)
+def test_scaling_laws_of_the_arithmetic(params, tokens, gpus, gpu):
+    """Twice the tokens is twice the FLOPs, hours and dollars; twice the GPUs halves the days."""
+    one = estimate(params, tokens, gpu, gpus=gpus)
+    two = estimate(params, 2 * tokens, gpu, gpus=gpus)
+    wide = estimate(params, tokens, gpu, gpus=2 * gpus)
+    assert two.flops == pytest.approx(2 * one.flops)
+    assert two.gpu_hours == pytest.approx(2 * one.gpu_hours)
+    assert two.cost_usd == pytest.approx(2 * one.cost_usd)
+    assert two.energy_mwh == pytest.approx(2 * one.energy_mwh)
+    assert wide.days == pytest.approx(one.days / 2)
+    assert wide.gpu_hours == pytest.approx(one.gpu_hours)
+    assert one.min_gpus >= 1 and one.total_usd >= one.cost_usd > 0
 
 
 def test_chinchilla_default_tokens_and_inferred_gpt3_shape():
