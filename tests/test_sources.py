@@ -435,23 +435,33 @@ def test_wikitext_to_text_drops_markup():
 
 
 def test_wiki_truncated_bz2_keeps_whole_pages(tmp_path):
-    pages = "".join(
-        f"<page><title>P{i}</title><ns>0</ns><id>{i}</id><revision><id>{i}</id><text>Page {i} says hello to the reader. {'More text. ' * 50}</text></revision></page>"
-        for i in range(40)
-    )
-    xml = f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><dbname>xxwiki</dbname></siteinfo>{pages}</mediawiki>'
-    data = bz2.compress(xml.encode() * 1)
+    def page(i: int) -> str:
+        text = f"Page {i} says hello to the reader. " + "More text. " * 300
+        return f"<page><title>P{i}</title><ns>0</ns><id>{i}</id><revision><id>{i}</id><text>{text}</text></revision></page>"
+
+    head = '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/"><siteinfo><dbname>xxwiki</dbname></siteinfo>'
+    # Two bz2 streams, as multistream dumps have; the second is cut in half.
+    first = bz2.compress((head + "".join(page(i) for i in range(30))).encode())
+    second = bz2.compress(("".join(page(i) for i in range(30, 60)) + "</mediawiki>").encode())
     path = tmp_path / "dump.xml.bz2"
-    path.write_bytes(data[: len(data) * 2 // 3])
+    path.write_bytes(first + second[: len(second) // 2])
     source = WikiSource(str(path))
     docs = list(source)
-    assert sum(source.skipped.values()) == 1 and next(iter(source.skipped)) in (
-        "truncated_bz2",
-        "truncated",
+    assert source.skipped == {"truncated_bz2": 1}
+    assert 20 <= len(docs) < 60
+    assert all(d.text.startswith(f"P{i}\n\nPage {i} says hello") for i, d in enumerate(docs))
+    assert docs[0].metadata["language_hint"] == "xx"
+
+
+def test_corrupt_gzip_is_told_from_truncated(tmp_path):
+    data = gzip.compress(
+        b"".join(json.dumps({"text": f"doc {i}"}).encode() + b"\n" for i in range(100))
     )
-    assert 0 <= len(docs) < 40 and all(
-        d.text.startswith(f"P{i}\n\nPage {i} says") for i, d in enumerate(docs)
-    )
+    path = tmp_path / "bad.jsonl.gz"
+    path.write_bytes(data[:20] + bytes(30) + data[50:])
+    source = TabularSource(str(path))
+    list(source)
+    assert source.skipped == {"corrupt_gzip": 1}
 
 
 # ---------------------------------------------------------------- books, text, JSONL, Parquet
@@ -678,3 +688,67 @@ def test_hf_dataset_from_a_local_file(tmp_path, monkeypatch):
     docs = list(source)
     assert [d.text for d in docs] == [f"row {i}" for i in range(5)] and docs[2].metadata["n"] == 2
     assert source.skipped == {"empty": 1}
+
+
+@pytest.mark.slow  # datasets retries the Hub before giving up offline: ~20 s
+def test_hf_unknown_dataset_is_one_line_error(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(InputError, match="cannot open dataset") as error:
+        list(open_source("hf:no-such-org/no-such-dataset-xyz"))
+    assert "\n" not in str(error.value)
+
+
+def test_zstd_needs_zstandard_or_reads(tmp_path):
+    lines = b"".join(json.dumps({"text": f"z {i}"}).encode() + b"\n" for i in range(3))
+    try:
+        import zstandard
+    except ImportError:
+        (tmp_path / "a.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+        with pytest.raises(InputError, match="zstandard"):
+            list(open_source(f"jsonl:{tmp_path / 'a.jsonl.zst'}"))
+        return
+    (tmp_path / "a.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
+    assert [d.text for d in open_source(f"jsonl:{tmp_path / 'a.jsonl.zst'}")] == [
+        "z 0",
+        "z 1",
+        "z 2",
+    ]
+
+
+# ---------------------------------------------------------------- streaming
+
+
+def _peak_while_reading(source) -> tuple[int, int]:
+    """(documents, peak traced bytes) while iterating, holding no document."""
+    import tracemalloc
+
+    tracemalloc.start()
+    count = sum(1 for _ in source.iter_documents())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return count, peak
+
+
+def test_readers_stream_in_bounded_memory(tmp_path):
+    """5-10 MB of input each, read with a traced peak far below the input size."""
+    row = {"text": "a line of streamed text " * 200}  # ~5 KB
+    with gzip.open(tmp_path / "big.jsonl.gz", "wt") as f:
+        for _ in range(2_000):
+            f.write(json.dumps(row) + "\n")
+    with open(tmp_path / "big.json", "w") as f:
+        f.write("[" + ",".join(json.dumps(row) for _ in range(2_000)) + "]")
+    body = "A paragraph of a long article about rivers and their deltas. " * 800  # ~50 KB
+    (page,) = _warc_bytes([("response", "https://a.example/p", _page("Long", body), "text/html")])
+    with open(tmp_path / "big.warc.gz", "wb") as f:
+        for _ in range(100):
+            f.write(gzip.compress(page))
+    for spec, expected in (
+        ("jsonl:big.jsonl.gz", 2_000),
+        ("jsonl:big.json", 2_000),
+        ("warc:big.warc.gz", 100),
+    ):
+        kind, name = spec.split(":")
+        count, peak = _peak_while_reading(open_source(f"{kind}:{tmp_path / name}"))
+        assert count == expected
+        assert peak < 2 * 2**20, (spec, peak)

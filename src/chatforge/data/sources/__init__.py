@@ -31,6 +31,7 @@ __all__ = [
     "WatSource",
     "WikiSource",
     "open_source",
+    "parse_spec",
 ]
 
 # Kinds whose spec may end in ":FIELD" (the text column; for text:, the split mode).
@@ -60,8 +61,8 @@ def _split_field(rest: str) -> tuple[str, str | None]:
     return path, field
 
 
-def open_source(spec: str, *, extractor: str = "resiliparse") -> Source:
-    """A Source from 'kind:PATH' ('jsonl:PATH:FIELD', 'hf:NAME:FIELD', globs allowed)."""
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """'jsonl:data/*.jsonl:body' -> ('jsonl', 'data/*.jsonl', 'body'), the kind checked."""
     kind, sep, rest = spec.partition(":")
     kind = kind.strip().lower()
     if not sep or not rest:
@@ -70,9 +71,15 @@ def open_source(spec: str, *, extractor: str = "resiliparse") -> Source:
         raise InputError(
             f"source '{spec}': unknown source type '{kind}' (known: {', '.join(KINDS)})"
         )
-    field = None
     if kind in _WITH_FIELD:
-        rest, field = _split_field(rest)
+        path, field = _split_field(rest)
+        return kind, path, field
+    return kind, rest, None
+
+
+def open_source(spec: str, *, extractor: str = "resiliparse") -> Source:
+    """A Source from 'kind:PATH' ('jsonl:PATH:FIELD', 'hf:NAME:FIELD', globs allowed)."""
+    kind, rest, field = parse_spec(spec)
     if kind in ("warc", "wet"):
         return WarcSource(rest, extractor=extractor, kind=kind)
     if kind == "wat":

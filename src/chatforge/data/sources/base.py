@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import os
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from chatforge.errors import InputError
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
 # The exceptions a truncated or corrupt compressed stream raises while it is read.
-COMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, gzip.BadGzipFile)
+COMPRESSION_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
 
 
 def doc_id(*parts: object) -> str:
@@ -93,10 +94,12 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def truncation_reason(path: Path) -> str:
-    """The skip reason for a stream that ended early: 'truncated_gzip', 'truncated_bz2', ..."""
+def truncation_reason(path: Path, error: BaseException | None = None) -> str:
+    """Skip reason for a broken stream: 'truncated_gzip' if it ended early (EOFError),
+    'corrupt_gzip' if its bytes are damaged; likewise bz2 and zst, or plain 'truncated'."""
     kind = {"gz": "gzip"}.get(compression_of(path), compression_of(path))
-    return f"truncated_{kind}" if kind else "truncated"
+    state = "corrupt" if error is not None and not isinstance(error, EOFError) else "truncated"
+    return f"{state}_{kind}" if kind else state
 
 
 def decode_utf8(data: bytes) -> str | None:

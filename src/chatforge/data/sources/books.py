@@ -76,8 +76,8 @@ class BooksSource(Source):
             try:
                 with open_binary(path) as stream:
                     data = read_capped(stream, self.max_bytes)
-            except (*COMPRESSION_ERRORS,):
-                self.skipped[truncation_reason(path)] += 1
+            except COMPRESSION_ERRORS as error:
+                self.skipped[truncation_reason(path, error)] += 1
                 continue
             if data is None:
                 self.skipped["too_large"] += 1

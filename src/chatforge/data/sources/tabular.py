@@ -157,8 +157,8 @@ class TabularSource(Source):
         for path in self.files:
             try:
                 yield from read(path)
-            except (*COMPRESSION_ERRORS,):
-                self.skipped[truncation_reason(path)] += 1
+            except COMPRESSION_ERRORS as error:
+                self.skipped[truncation_reason(path, error)] += 1
 
     def _record(self, path: Path, key: object, record: Any) -> Document | None:
         if not isinstance(record, dict):

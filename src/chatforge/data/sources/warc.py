@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,8 +194,8 @@ def _iter_records(path: Path, skipped: Counter[str], max_bytes: int) -> Iterator
     with open_binary(path) as stream:
         try:
             yield from _Framer(stream, skipped, max_bytes, truncation_reason(path))
-        except (*COMPRESSION_ERRORS, zlib.error):
-            skipped[truncation_reason(path)] += 1
+        except COMPRESSION_ERRORS as error:
+            skipped[truncation_reason(path, error)] += 1
 
 
 def _record_doc_id(kind: str, path: Path, record: _Record) -> str:
@@ -267,11 +266,13 @@ class WarcSource(Source):
         return _record_doc_id(self.kind, path, record)
 
     def _response(self, path: Path, record: _Record) -> Document | None:
-        from warcio.archiveiterator import ArchiveIterator
+        from warcio.recordloader import ArcWarcRecordLoader
 
         try:
-            parsed = next(
-                iter(ArchiveIterator(io.BytesIO(record.header + record.block + b"\r\n\r\n")))
+            # The loader, not ArchiveIterator: a half-consumed iterator per record is cyclic
+            # garbage that holds the record's bytes until the next GC pass.
+            parsed = ArcWarcRecordLoader().parse_record_stream(
+                io.BytesIO(record.header + record.block), known_format="warc"
             )
             http = parsed.http_headers
             body = parsed.content_stream().read()

@@ -178,8 +178,8 @@ class WikiSource(Source):
                         root.clear()  # finished pages must not pile up under the root
                         if doc is not None:
                             yield doc
-            except (*COMPRESSION_ERRORS,):
-                self.skipped[truncation_reason(path)] += 1
+            except COMPRESSION_ERRORS as error:
+                self.skipped[truncation_reason(path, error)] += 1
             except ET.ParseError:
                 # A truncated plain XML file, or one cut inside a compressed block.
                 self.skipped["truncated" if _at_end(stream) else "bad_xml"] += 1
@@ -245,5 +245,5 @@ def _media_prefixes(siteinfo: ET.Element) -> tuple[str, ...]:
 def _at_end(stream) -> bool:
     try:
         return not stream.read(1)
-    except (*COMPRESSION_ERRORS,):
+    except COMPRESSION_ERRORS:
         return True
