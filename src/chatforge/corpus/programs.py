@@ -140,16 +140,17 @@ GENERIC = [
 _REQUESTS = {
     "en": ["Write a Python function `{sig}` that {task}.", "Can you write `{sig}` in Python? It {task}.",
            "I need a Python function called `{name}` that {task}.", "Implement `{sig}` in Python: it {task}."],
-    "tr": ["{Task} `{sig}` adlı bir Python fonksiyonu yaz.",
+    # The task never starts a sentence: capitalising it would change a parameter's name.
+    "tr": ["Python'da {task} `{sig}` adlı bir fonksiyon yaz.",
            "Python'da {task} bir `{name}` fonksiyonu yazar mısın?",
-           "{Task} `{name}` fonksiyonunu Python ile yaz.",
+           "Lütfen {task} `{name}` fonksiyonunu Python ile yaz.",
            "Bana {task} bir Python fonksiyonu lazım: `{sig}`."],
 }
 
 
 def _request(rng: random.Random, lang: str, name: str, sig: str, task: str) -> str:
     frame = rng.choice(_REQUESTS[lang])
-    return frame.format(sig=sig, name=name, task=task, Task=task[:1].upper() + task[1:])
+    return frame.format(sig=sig, name=name, task=task)
 
 
 def _generic(rng: random.Random, lang: str) -> CodeTask:
