@@ -5,7 +5,8 @@ Outputs (all written atomically):
   pretrain.jsonl        {"id", "source", "lang", "text"} pre-training documents
   sft_train.jsonl       {"id", "kind", "lang", "messages", "answer", "meta"} conversations
   sft_heldout.jsonl     held-out conversations (validation loss, held-out fact questions)
-  facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "seen_in_sft"}: scores SFT
+  facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "relation", "seen_in_sft"}:
+                        the held-out fact questions that score SFT (exact match)
 """
 
 from __future__ import annotations

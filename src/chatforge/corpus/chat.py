@@ -278,7 +278,9 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
 
 
 def heldout_fact_questions(heldout: list[dict]) -> list[dict]:
-    """The held-out fact questions as {"question", "answer", "lang", "fact_id", "seen_in_sft"}."""
+    """The held-out fact questions: {"question", "answer", "lang", "fact_id", "relation",
+    "seen_in_sft"}; the relation lets a scorer break results down (names, numbers, values)."""
     return [{"question": c["messages"][0]["content"], "answer": c["answer"], "lang": c["lang"],
-             "fact_id": c["meta"]["fact_id"], "seen_in_sft": c["meta"]["seen_in_sft"]}
+             "fact_id": c["meta"]["fact_id"], "relation": c["meta"]["fact_id"].split(".", 1)[1],
+             "seen_in_sft": c["meta"]["seen_in_sft"]}
             for c in heldout if c["kind"] == "fact"]
