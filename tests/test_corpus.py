@@ -9,12 +9,14 @@ import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 
 from chatforge.config import Config, load_config
 from chatforge.corpus import build, chat, turkish
 from chatforge.corpus.templates import QUESTIONS, SENTENCES
 from chatforge.corpus.world import RELATIONS, World, fact_question, fact_sentence
 from chatforge.errors import ConfigError
+from chatforge.pipeline import run_pipeline
 from chatforge.runs import RunDir
 
 FILES = ("pretrain.jsonl", "world.json", "sft_train.jsonl", "sft_heldout.jsonl",
@@ -44,6 +46,16 @@ def test_stage_writes_identical_bytes_for_the_same_seed(tmp_path):
     assert result.metrics["documents"] > 0 and result.metrics["facts_heldout"] > 0
     assert sum(result.metrics["chars_per_source"].values()) == result.metrics["chars"]
     assert result.metrics["mentions_min"] >= smoke_config().corpus.min_mentions
+
+
+def test_pipeline_runs_the_corpus_stage_and_then_skips_it(tmp_path):
+    cfg, run = smoke_config(), RunDir(tmp_path / "run")
+    manifest = run_pipeline(cfg, run, only=["corpus"], console=Console(quiet=True))["corpus"]
+    assert manifest["status"] == "complete"
+    assert sorted(p.name for p in run.corpus.iterdir()) == sorted(FILES)
+    before = (run.corpus / "pretrain.jsonl").stat().st_mtime_ns
+    run_pipeline(cfg, run, only=["corpus"], console=Console(quiet=True))
+    assert (run.corpus / "pretrain.jsonl").stat().st_mtime_ns == before
 
 
 def test_output_does_not_depend_on_the_hash_seed():
