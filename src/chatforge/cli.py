@@ -7,6 +7,7 @@ Errors a user can fix (ChatforgeError) print as one line and exit with code 2;
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -99,7 +100,8 @@ def pretrain(
         extra.append(f"pretrain.checkpoint_every={checkpoint_every}")
     cfg = load_config(preset, extra)
     result = pretrain_file(cfg, text, out, tokenizer_dir=tokenizer)
-    typer.echo(json.dumps(result, default=float))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+        typer.echo(json.dumps(result, default=float))
 
 
 @tokenizer_app.command("train")

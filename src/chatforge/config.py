@@ -409,10 +409,10 @@ def validate(cfg: Config) -> None:
     n_head = width // m.head_dim
     if m.n_kv_head and n_head % m.n_kv_head:
         raise ConfigError(f"model.n_kv_head={m.n_kv_head} must divide the {n_head} query heads")
-    if cfg.tokenizer.vocab_size < 256 + 16:
+    if cfg.tokenizer.vocab_size < 269:
         raise ConfigError(
-            f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 272 "
-            "(256 bytes + special tokens)"
+            f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 269 "
+            "(256 bytes + 13 special tokens)"
         )
 
 

@@ -10,20 +10,6 @@ from pathlib import Path
 
 import torch
 
-# bf16 dense peak FLOP/s by GPU name fragment (vendor spec sheets; see REFERENCE.md).
-GPU_PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "H800": 989e12,
-    "A100": 312e12,
-    "B200": 2250e12,
-    "MI300X": 1307e12,
-    "L4": 121e12,
-    "A10": 125e12,
-    "4090": 165e12,
-}
-
-
 def pick_device(requested: str = "auto") -> torch.device:
     """`auto` prefers CUDA, then Apple MPS, then the CPU."""
     if requested != "auto":
@@ -71,11 +57,13 @@ def peak_flops(device: torch.device) -> float:
     The CPU figure is measured once per thread count and cached, since it varies by machine.
     """
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, flops in GPU_PEAK_FLOPS.items():
-            if key in name:
-                return flops
-        return 312e12
+        from chatforge.cost.hardware import DEVICES  # one table of accelerators
+
+        name = torch.cuda.get_device_name(device).lower().replace(" ", "")
+        for key, spec in DEVICES.items():
+            if key != "cpu" and key.replace("-", "") in name:
+                return spec.peak_tflops * 1e12
+        return DEVICES["a100"].peak_tflops * 1e12  # unknown GPU: assume an A100-class peak
     threads = torch.get_num_threads()
     cache = _cache_dir() / "cpu_peak.json"
     try:

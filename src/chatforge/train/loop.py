@@ -76,7 +76,7 @@ class _Dist:
         return self.rank == 0
 
 
-def _init_distributed(device: torch.device) -> _Dist:
+def init_distributed(device: torch.device) -> _Dist:
     """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -194,7 +194,7 @@ def train(
     """Train until max_steps or the time budget, whichever comes first; resume if possible."""
     console = console or Console(stderr=True)
     device = device or next(task.model.parameters()).device
-    ddp = _init_distributed(device)
+    ddp = init_distributed(device)
     if cfg.grad_accum % ddp.world:
         raise ConfigError(
             f"grad_accum={cfg.grad_accum} must be a multiple of the world size {ddp.world} "
@@ -204,7 +204,9 @@ def train(
     torch.manual_seed(seed)
     model = task.model
     optimizers = build_optimizers(model, cfg)
-    data_gen = torch.Generator().manual_seed(seed * 1009 + ddp.rank)
+    # One data stream for all ranks: every rank draws all grad_accum micro-batches of a step and
+    # trains on its own share, so DDP over k ranks equals gradient accumulation in one process.
+    data_gen = torch.Generator().manual_seed(seed * 1009)
     out_dir = Path(out_dir)
     resumed = _resume(out_dir, key, model, optimizers, data_gen)
     step = resumed["step"] if resumed else 0
@@ -252,9 +254,12 @@ def train(
             t0 = time.perf_counter()
             set_lr(optimizers, lr_multiplier(progress_of(step, elapsed), cfg))
             loss_sum = 0.0
-            for micro in range(accum):
-                batch = tuple(t.to(device) for t in task.train_batch(data_gen, step))
-                sync = ddp.world == 1 or micro == accum - 1
+            for micro in range(cfg.grad_accum):
+                drawn = task.train_batch(data_gen, step)
+                if micro // accum != ddp.rank:
+                    continue
+                batch = tuple(t.to(device) for t in drawn)
+                sync = ddp.world == 1 or micro % accum == accum - 1
                 ctx = wrapped.no_sync() if not sync and ddp.world > 1 else nullcontext()
                 with ctx, autocast(device):
                     loss = task.loss_fn(compiled, batch) / accum

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from rich.console import Console
 
 from chatforge.config import Config, TokenizerConfig
@@ -25,7 +26,7 @@ from chatforge.pipeline import StageResult
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer, train_bpe
 from chatforge.tokenizer.shards import TokenShards, write_shards
-from chatforge.train.loop import TrainResult, TrainTask, train
+from chatforge.train.loop import TrainResult, TrainTask, init_distributed, train
 
 SAMPLE_PROMPTS = ("", "The", "Bir")
 
@@ -159,7 +160,11 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
     train_text, val_text = split_text_file(Path(text_path), cfg.pretrain.val_fraction)
     if not val_text.strip():
         raise InputError(f"{text_path}: nothing left for validation at val_fraction={cfg.pretrain.val_fraction}")
+    device = pick_device(cfg.run.device)
+    ddp = init_distributed(device)
     tok_dir = out / "tokenizer"
+    if ddp.world > 1 and not ddp.main:
+        dist.barrier()  # rank 0 prepares the tokenizer and shards first
     if tokenizer_dir is not None:
         tok = load_tokenizer(tokenizer_dir)
     elif (tok_dir / "tokenizer.json").exists():
@@ -171,7 +176,8 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
     if not (tokens_dir / "index.json").exists() or not (tokens_dir / "val.bin").exists():
         docs = [{"text": train_text, "split": "train"}, {"text": val_text, "split": "val"}]
         write_shards(docs, tok, tokens_dir, val_fraction=0.0, seed=0, split_of=lambda d: d["split"])
-    device = pick_device(cfg.run.device)
+    if ddp.world > 1 and ddp.main:
+        dist.barrier()
     train_shards, val_shards = TokenShards(tokens_dir, "train"), TokenShards(tokens_dir, "val")
     model = build_model(cfg, tok.vocab_size, device)
     task = make_task(model, tok, train_shards, val_shards, cfg, n_samples=1)
@@ -187,7 +193,9 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
     summary["train_s"] = result.wall_s
     summary["sample"] = result.samples[0] if result.samples else ""
     summary["resumed_from_step"] = result.resumed_from
-    atomic_write_json(out / "result.json", summary)
+    summary["world_size"] = ddp.world
+    if ddp.main:
+        atomic_write_json(out / "result.json", summary)
     return summary
 
 

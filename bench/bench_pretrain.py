@@ -1,0 +1,85 @@
+"""Quality per second against nanoGPT's CPU recipe on tinyshakespeare, in the same run.
+
+Reference: nanoGPT's README CPU recipe (char-level, 4 layers, 4 heads, 128 wide, block 64,
+batch 12, 2000 iterations, lr 1e-3, dropout 0), run here through chatforge's own trainer with
+a byte-level tokenizer (tinyshakespeare is ASCII, so bytes are characters). nanoGPT itself
+reports val loss 1.88 nats/char (2.72 bits per byte) in about 154 s on this machine.
+Candidate: `chatforge pretrain --time-budget 150` with the default preset.
+
+    python bench/bench_pretrain.py [--budget 150] [--skip-reference] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
+RESULTS = REPO / "bench" / "results" / "pretrain_vs_nanogpt.json"
+NANOGPT_README_NATS = 1.8857  # nanoGPT CPU recipe val loss, measured on this 2-core machine
+
+NANOGPT_CPU_RECIPE = [
+    "tokenizer.vocab_size=269", "model.depth=4", "model.width=128", "model.head_dim=32",
+    "model.seq_len=64", "model.mlp=relu2", "model.qk_norm=false", "pretrain.batch_size=12",
+    "pretrain.lr=1e-3", "pretrain.schedule=cosine", "pretrain.warmup_frac=0.05",
+    "pretrain.min_lr_ratio=0.1", "pretrain.beta2=0.99", "pretrain.weight_decay=0.1",
+    "pretrain.optimizer=adamw", "pretrain.time_budget=0", "pretrain.eval_every=100000",
+    "pretrain.checkpoint_every=100000",
+]
+
+
+def pretrain(out: Path, args: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "chatforge", "pretrain", "--text", str(TEXT), "--out", str(out), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=float, default=150.0)
+    ap.add_argument("--skip-reference", action="store_true", help="candidate only")
+    ap.add_argument("--quick", action="store_true", help="10 s budgets, to check the script runs")
+    ap.add_argument("overrides", nargs="*", help="extra overrides for the candidate")
+    args = ap.parse_args()
+    if not TEXT.exists():
+        raise SystemExit(f"{TEXT} not found: this benchmark needs ../shared/data")
+    budget = 10.0 if args.quick else args.budget
+    ref_steps = 40 if args.quick else 2000
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = None
+        if not args.skip_reference:
+            reference = pretrain(Path(tmp) / "ref", ["--max-steps", str(ref_steps), *NANOGPT_CPU_RECIPE])
+        ours = pretrain(Path(tmp) / "ours", ["--time-budget", str(budget), "--max-steps", "1000000",
+                                            "pretrain.eval_every=100000", *args.overrides])
+    readme_bpb = NANOGPT_README_NATS / math.log(2)
+    result = {
+        "budget_s": budget,
+        "ours": ours,
+        "nanogpt_recipe_in_chatforge": reference,
+        "nanogpt_readme_val_bpb": readme_bpb,
+        "ours_vs_readme_bpb_ratio": ours["val_bpb"] / readme_bpb,
+        "target_bpb": 2.2,
+    }
+    if reference:
+        result["ours_vs_reference_bpb_ratio"] = ours["val_bpb"] / reference["val_bpb"]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    if reference:
+        print(f"nanoGPT CPU recipe (in chatforge): {reference['val_bpb']:.3f} bits/byte "
+              f"in {reference['wall_s']:.0f} s")
+    print(f"nanoGPT README:                    {readme_bpb:.3f} bits/byte in ~154 s")
+    print(f"chatforge pretrain ({budget:.0f} s budget):  {ours['val_bpb']:.3f} bits/byte in "
+          f"{ours['wall_s']:.0f} s wall, {ours['tokens_per_s']:,.0f} tok/s, MFU {ours['mfu']:.0%}")
+    print(f"ratio ours / nanoGPT README: {result['ours_vs_readme_bpb_ratio']:.3f} (target: 2.2 bpb)")
+
+
+if __name__ == "__main__":
+    main()

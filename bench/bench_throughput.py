@@ -1,0 +1,88 @@
+"""Training throughput and MFU of a preset's model against this CPU's matmul peak, same run.
+
+MFU = achieved FLOP/s / peak, with FLOPs per token = 6 N + 12 L H hd T (PaLM appendix B).
+The peak is measured here, interleaved with the training repeats, so both see the same machine
+state; spread over repeats is reported (modded-nanogpt's rule: no figure without its spread).
+
+    python bench/bench_throughput.py [--preset cpu] [--repeats 3] [--steps 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from chatforge.config import load_config
+from chatforge.device import measure_cpu_matmul_peak
+from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.train.optim import build_optimizers
+
+RESULTS = Path(__file__).parent / "results" / "throughput.json"
+
+
+def train_steps_per_s(model: GPT, cfg, steps: int) -> float:
+    """Tokens/s of full optimizer steps (forward, backward, clip, update) on random tokens."""
+    opts = build_optimizers(model, cfg.pretrain)
+    gen = torch.Generator().manual_seed(0)
+    b, t = cfg.pretrain.batch_size, model.cfg.seq_len
+    x = torch.randint(0, model.cfg.vocab_size, (b, t + 1), generator=gen)
+    for i in range(steps + 2):
+        if i == 2:  # two warm-up steps: allocator and kernel selection
+            t0 = time.perf_counter()
+        loss = model(x[:, :-1], targets=x[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for o in opts:
+            o.step()
+            o.zero_grad(set_to_none=True)
+    return steps * b * t / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+    cfg = load_config(args.preset, args.overrides)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_model_config(cfg.model, cfg.tokenizer.vocab_size))
+    fpt = model.flops_per_token()
+    peaks, tps, mfus = [], [], []
+    for _ in range(args.repeats):
+        peak = measure_cpu_matmul_peak()
+        rate = train_steps_per_s(model, cfg, args.steps)
+        peaks.append(peak)
+        tps.append(rate)
+        mfus.append(rate * fpt / peak)
+    result = {
+        "preset": args.preset,
+        "overrides": args.overrides,
+        "threads": torch.get_num_threads(),
+        "params": model.num_params(),
+        "flops_per_token": fpt,
+        "batch_tokens": cfg.pretrain.batch_size * cfg.model.seq_len,
+        "optimizer": cfg.pretrain.optimizer,
+        "matmul_peak_gflops": [p / 1e9 for p in peaks],
+        "tokens_per_s": tps,
+        "mfu": mfus,
+        "mfu_mean": statistics.mean(mfus),
+        "mfu_stdev": statistics.stdev(mfus) if len(mfus) > 1 else 0.0,
+        "target_mfu": 0.60,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.preset}: {model.num_params() / 1e6:.2f}M params, "
+          f"{statistics.mean(tps):,.0f} ± {statistics.pstdev(tps):,.0f} tokens/s, "
+          f"peak {statistics.mean(peaks) / 1e9:.0f} GFLOP/s, "
+          f"MFU {result['mfu_mean']:.1%} ± {result['mfu_stdev']:.1%} (target 60%)")
+
+
+if __name__ == "__main__":
+    main()

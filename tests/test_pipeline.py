@@ -1,0 +1,72 @@
+"""`chatforge run --preset smoke`: the whole pipeline end to end, then caching and re-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatforge.config import load_config
+from chatforge.pipeline import stage_keys
+from chatforge.runs import RunDir
+
+
+def _run(run_dir: Path, *overrides: str) -> tuple[dict, str]:
+    cmd = [sys.executable, "-m", "chatforge", "run", "--preset", "smoke", "--run-dir", str(run_dir),
+           *overrides]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, dict, str]:
+    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
+    summary, log = _run(run_dir)
+    return run_dir, summary, log
+
+
+def test_every_stage_completes_with_manifest_and_artifacts(smoke_run):
+    run_dir, summary, _ = smoke_run
+    run = RunDir(run_dir)
+    cfg = load_config("smoke")
+    for stage, key in stage_keys(cfg).items():
+        manifest = run.manifest(stage)
+        assert manifest and manifest["status"] == "complete" and manifest["key"] == key, stage
+        assert manifest["wall_s"] >= 0 and "device_hours" in manifest
+    assert (run_dir / "config.toml").exists()
+    assert (run_dir / "tokenizer" / "tokenizer.json").exists()
+    assert (run_dir / "tokens" / "index.json").exists()
+    assert (run_dir / "checkpoints" / "pretrain" / "model.safetensors").exists()
+    assert (run_dir / "metrics" / "pretrain.jsonl").read_text().strip()
+    assert (run_dir / "samples" / "pretrain.txt").read_text().strip()
+    assert summary["stages"]["pretrain"]["val_bpb"] > 0
+    assert not list(run_dir.rglob("*.tmp")), "a temp file was left behind"
+
+
+def test_second_run_skips_everything(smoke_run):
+    run_dir, _, _ = smoke_run
+    before = {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*") if p.is_file()}
+    _, log = _run(run_dir)
+    assert "up to date" in log
+    assert "running" not in log.replace("up to date", "")
+    after = {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_changing_pretrain_config_reruns_only_downstream(smoke_run):
+    run_dir, _, _ = smoke_run
+    cfg_a = load_config("smoke")
+    cfg_b = load_config("smoke", ["pretrain.max_steps=31"])
+    a, b = stage_keys(cfg_a), stage_keys(cfg_b)
+    changed = {s for s in a if a[s] != b[s]}
+    assert "pretrain" in changed and "corpus" not in changed and "tokenizer" not in changed
+    tokenizer_mtime = (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns
+    summary, log = _run(run_dir, "pretrain.max_steps=31")
+    assert summary["stages"]["pretrain"]["steps"] == 31
+    assert (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns == tokenizer_mtime
