@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import shared_file
 
-from chatforge.data.extract import extract_html, html_title
+from chatforge.data.extract import charset_of, extract_html, html_lang, html_title, html_to_str
 from chatforge.data.langid import UNDETERMINED, detect, detect_batch
 from chatforge.errors import ConfigError
 
@@ -37,6 +37,19 @@ def test_extract_decodes_declared_charset():
     html = PAGE.replace('charset="utf-8"', 'charset="iso-8859-9"').encode("iso-8859-9")
     assert "Kızılırmak is the longest river" in extract_html(html)
     assert html_title(html) == "Rivers of Anatolia"
+
+
+def test_http_charset_wins_over_detection():
+    page = (
+        b"<html><body><p>Bu \xfdrmak</p></body></html>"  # 0xFD: "ı" in ISO-8859-9, "ý" in Latin-1
+    )
+    assert "ırmak" in html_to_str(page, charset_of("text/html; charset=ISO-8859-9"))
+    assert "ırmak" not in html_to_str(page)  # detection alone guesses Latin-1 here
+    assert html_to_str(page, "no-such-charset") == html_to_str(page)
+    assert html_to_str("\ufeffalready text", "utf-8") == "\ufeffalready text"
+    assert charset_of("text/html") is None
+    assert html_lang('<!doctype html><html class="x" lang="de-AT">') == "de"
+    assert html_lang("<html><body>") == ""
 
 
 def test_extract_unknown_backend_and_empty_page():

@@ -317,6 +317,28 @@ def test_warc_gigantic_and_empty_records_are_skipped(tmp_path):
     assert source.skipped == {"too_large": 1, "empty": 1}
 
 
+def test_warc_http_charset_and_lang_hint(tmp_path):
+    html = (
+        "<html lang='tr'><head><title>Nehirler</title></head><body><article>"
+        + "<p>Kızılırmak, tamamen Türkiye sınırları içinde akan en uzun ırmaktır.</p>" * 5
+        + "</article></body></html>"
+    )
+    records = _warc_bytes(
+        [
+            (
+                "response",
+                "https://tr.example/",
+                html.encode("iso-8859-9"),
+                "text/html; charset=ISO-8859-9",
+            )
+        ]
+    )
+    (tmp_path / "tr.warc").write_bytes(records[0])
+    (doc,) = WarcSource(str(tmp_path / "tr.warc"))
+    assert "Kızılırmak, tamamen Türkiye sınırları içinde" in doc.text
+    assert doc.metadata["language_hint"] == "tr" and doc.metadata["title"] == "Nehirler"
+
+
 # ---------------------------------------------------------------- HTML pages
 
 # (file, a sentence of the article body, menu/sidebar/footer text present in the raw page)

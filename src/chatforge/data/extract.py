@@ -16,16 +16,36 @@ from chatforge.errors import ConfigError
 BACKENDS = ("resiliparse", "trafilatura")
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
+_HTML_LANG = re.compile(r"<html[^>]*?\s(?:xml:)?lang=[\"']?([a-zA-Z]{2,3})\b", re.IGNORECASE)
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+\n")
 
 
-def html_to_str(html: str | bytes) -> str:
-    """Decode page bytes with the charset the page declares or Resiliparse detects."""
+def html_to_str(html: str | bytes, charset: str | None = None) -> str:
+    """Decode page bytes: a BOM first, then the HTTP header's `charset`, then what the page
+    declares or Resiliparse detects (the HTML standard's order of precedence)."""
     if isinstance(html, str):
         return html
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
+    if charset and not html.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return html.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass  # an unknown or wrong declared charset: fall back to detection
     return bytes_to_str(html, detect_encoding(html))
+
+
+def charset_of(content_type: str) -> str | None:
+    """'text/html; charset=ISO-8859-9' -> 'iso-8859-9'."""
+    match = _CHARSET.search(content_type)
+    return match.group(1).lower() if match else None
+
+
+def html_lang(html: str) -> str:
+    """The primary language subtag of <html lang="..">, lowercased ('' when absent)."""
+    match = _HTML_LANG.search(html[:8192])
+    return match.group(1).lower() if match else ""
 
 
 def extract_html(html: str | bytes, backend: str = "resiliparse") -> str:

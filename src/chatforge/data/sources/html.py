@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chatforge.data.document import Document
-from chatforge.data.extract import extract_html, html_title, html_to_str
+from chatforge.data.extract import extract_html, html_lang, html_title, html_to_str
 from chatforge.data.sources.base import (
     COMPRESSION_ERRORS,
     DEFAULT_MAX_BYTES,
@@ -73,4 +73,6 @@ class HtmlSource(Source):
         canonical = _CANONICAL.search(html[:65536])
         url = next((g for g in canonical.groups() if g), "") if canonical else ""
         meta = {"title": title, "file": str(path), "extractor": self.extractor}
+        if lang := html_lang(html):
+            meta["language_hint"] = lang
         return Document(doc_id(self.kind, path.resolve()), self.kind, text, url or str(path), meta)

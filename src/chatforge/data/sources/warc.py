@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chatforge.data.document import Document
-from chatforge.data.extract import extract_html, html_title
+from chatforge.data.extract import charset_of, extract_html, html_lang, html_title, html_to_str
 from chatforge.data.sources.base import (
     COMPRESSION_ERRORS,
     DEFAULT_MAX_BYTES,
@@ -291,8 +291,9 @@ class WarcSource(Source):
             self.skipped["non_html"] += 1
             return None
         try:
-            text = extract_html(body, self.extractor)
-            title = html_title(body)
+            html = html_to_str(body, charset_of(content_type))
+            text = extract_html(html, self.extractor)
+            title = html_title(html)
         except Exception:  # noqa: BLE001 - a parser crash on one page must not stop the crawl
             self.skipped["unparseable_html"] += 1
             return None
@@ -305,6 +306,8 @@ class WarcSource(Source):
             "file": str(path),
             "offset": record.offset,
         }
+        if lang := html_lang(html):
+            meta["language_hint"] = lang
         return Document(self._id(path, record), self.kind, text, _target_uri(record), meta)
 
     def _conversion(self, path: Path, record: _Record) -> Document | None:
