@@ -4,7 +4,8 @@ Pages: ../shared/data/raw-html plus every HTML response in ../shared/data/web-wa
 extractor runs in its own fresh process over the same pages, several rounds, so its peak
 memory (max RSS) and speed are its own. Also reported: how far the two agree (word-level F1
 of their outputs per page) and lingua's documents/s and accuracy on the lingua test sentences,
-over all 75 languages and over the 8 target languages only.
+over all 75 languages and over the 8 target languages only; each reader's documents/s on the
+shared samples; and the WARC reader's traced peak memory at 1x and 4x input (flat: it streams).
 
     python bench/bench_extract.py            # full run (the lead's quiet-machine figures)
     python bench/bench_extract.py --quick    # one round, small langid sample: checks it works
@@ -14,6 +15,7 @@ Results: bench/results/extract.json
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import resource
 import statistics
@@ -148,6 +150,85 @@ def bench_langid(step: int, all_languages: bool) -> dict:
     return out
 
 
+READER_SPECS = [
+    "warc:web-warc/*.warc.gz",
+    "wet:web-warc/*.wet*",
+    "html:raw-html",
+    "wiki:wikipedia-dump-samples",
+    "books:gutenberg",
+    "jsonl:ccnet-cc-en-head",
+    "text:turkish-text:line",
+]
+
+
+def bench_readers() -> dict:
+    """Documents/s and input MB/s of each reader on the shared samples (one pass each)."""
+    from chatforge.data.sources import open_source
+
+    out = {}
+    for spec in READER_SPECS:
+        kind, _, rest = spec.partition(":")
+        source = open_source(f"{kind}:{DATA / rest}")
+        files = getattr(source, "files", [])
+        size = sum(Path(f).stat().st_size for f in files)
+        start = time.perf_counter()
+        docs = sum(1 for _ in source.iter_documents())
+        seconds = time.perf_counter() - start
+        out[spec] = {
+            "docs": docs,
+            "docs_per_s": docs / seconds,
+            "input_mb_per_s": size / 2**20 / seconds,
+            "skipped": dict(source.skipped),
+        }
+    return out
+
+
+def _traced_peak_mib(spec: str) -> float:
+    import tracemalloc
+
+    from chatforge.data.sources import open_source
+
+    tracemalloc.start()
+    for _ in open_source(spec).iter_documents():
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def bench_reader_memory(pages: list[tuple[str, bytes]], scale: int) -> dict:
+    """Traced peak memory of the WARC reader at 1x and 4x input: flat if it streams."""
+    import gzip
+    import tempfile
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    records = []
+    for name, html in pages:
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=False)
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        url = name if name.startswith("http") else f"https://example.org/{name}"
+        writer.write_record(
+            writer.create_warc_record(url, "response", payload=io.BytesIO(html), http_headers=http)
+        )
+        records.append(gzip.compress(buf.getvalue()))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for factor in (1, 4):
+            path = Path(tmp) / f"x{factor}.warc.gz"
+            with open(path, "wb") as f:
+                for _ in range(scale * factor):
+                    f.writelines(records)
+            out[f"x{factor}"] = {
+                "input_mib": path.stat().st_size / 2**20,
+                "records": len(records) * scale * factor,
+                "traced_peak_mib": _traced_peak_mib(f"warc:{path}"),
+            }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,7 +244,15 @@ def main() -> None:
     pages = load_pages()
     extract = bench_extract(pages, rounds)
     langid = bench_langid(step=10 if args.quick else 1, all_languages=not args.quick)
-    result = {"quick": args.quick, "extract": extract, "langid": langid}
+    readers = bench_readers()
+    memory = bench_reader_memory(pages, scale=1 if args.quick else 4)
+    result = {
+        "quick": args.quick,
+        "extract": extract,
+        "langid": langid,
+        "readers": readers,
+        "reader_memory": memory,
+    }
     atomic_write_json(args.out, result)
 
     from rich.console import Console
@@ -195,6 +284,18 @@ def main() -> None:
             f"(min {min(r['accuracy_per_language'].values()):.3f}), {r['batch_docs_per_s']:.0f} docs/s batched, "
             f"{r['single_docs_per_s']:.0f} docs/s one by one, models load {r['model_load_s']:.1f}s"
         )
+    for spec, r in readers.items():
+        console.print(
+            f"reader {spec}: {r['docs']} docs, {r['docs_per_s']:.0f} docs/s, "
+            f"{r['input_mb_per_s']:.1f} MB/s in, skipped {r['skipped'] or 'none'}"
+        )
+    console.print(
+        "WARC reader traced peak: "
+        + ", ".join(
+            f"{k}: {v['input_mib']:.1f} MiB in -> {v['traced_peak_mib']:.1f} MiB"
+            for k, v in memory.items()
+        )
+    )
     console.print(f"wrote {args.out}")
 
 
