@@ -157,6 +157,7 @@ def filter_task(item: tuple[int, str], cfg: DataConfig, work: Path, removed_dir:
         shards.append({"path": str(path), "docs": len(pending), "first": min(orders), "last": max(orders)})
         pending.clear()
 
+    start = time.perf_counter()
     for position, doc in enumerate(source.iter_documents()):
         doc = dataclasses.replace(doc, metadata={**doc.metadata, ORDER_KEY: (task << 32) | position})
         read.docs_out[doc.source] += 1
@@ -170,6 +171,7 @@ def filter_task(item: tuple[int, str], cfg: DataConfig, work: Path, removed_dir:
         flush_batch()
     if pending:
         flush_shard()
+    read.seconds = time.perf_counter() - start - sum(t.seconds for t in totals)  # reader + extraction
     return {"task": task, "spec": spec, "kind": source.kind, "read": read, "stats": totals,
             "shards": shards, "skipped": dict(source.skipped)}
 
@@ -355,4 +357,6 @@ def build_funnel(filtered: list[dict[str, Any]], finals: list[dict[str, Any]], c
         },
         "contamination": contamination,
         "contaminated_items": sorted({(f["benchmark"], f["item"]) for f in contamination}),
+        # Seconds inside each step, summed over workers ("read": reader and HTML extraction).
+        "step_seconds": {name: round(st.seconds, 4) for name, st in order},
     }

@@ -11,6 +11,7 @@ does, which is why the local and Ray executors give the same output.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class StepStats:
     removed_bytes: dict[str, Counter[str]] = field(default_factory=dict)
     notes: Counter[str] = field(default_factory=Counter)
     findings: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # time spent in the step (summed over batches and workers)
     # (reason, (id, source, url)) of each removed document; drained by the worker into a log.
     removed_log: list[tuple[str, tuple[str, str, str]]] = field(default_factory=list)
 
@@ -63,6 +65,7 @@ class StepStats:
             for reason, counts in getattr(other, name).items():
                 mine.setdefault(reason, Counter()).update(counts)
         self.findings.extend(other.findings)
+        self.seconds += other.seconds
         return self
 
 
@@ -75,8 +78,10 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, docs: list[Document]) -> tuple[list[Document], StepStats]:
+        start = time.perf_counter()
         out = self.fn(docs, **self.params)
-        stats = StepStats(self.name, notes=out.notes, findings=out.findings)
+        stats = StepStats(self.name, notes=out.notes, findings=out.findings,
+                          seconds=time.perf_counter() - start)
         for d in docs:
             stats.docs_in[d.source] += 1
             stats.bytes_in[d.source] += nbytes(d)
