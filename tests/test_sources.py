@@ -284,6 +284,15 @@ def test_warc_broken_version_line_is_skipped(tmp_path):
     assert source.skipped == {"bad_warc_header": 1}
 
 
+def test_warc_junk_between_records_is_skipped_once(tmp_path):
+    records = _sample_records()[:2]
+    junk = b"".join(b"junk line %d without any structure\r\n" % i for i in range(50_000))  # ~1.8 MB
+    (tmp_path / "j.warc").write_bytes(records[0] + junk + records[1])
+    source = WarcSource(str(tmp_path / "j.warc"), max_bytes=100_000)
+    assert [d.url for d in source] == ["https://a.example/one", "https://a.example/two"]
+    assert source.skipped == {"bad_warc_header": 1}
+
+
 def test_warc_truncated_gzip_keeps_whole_records(tmp_path):
     data = b"".join(gzip.compress(r) for r in _sample_records()[:3])
     path = tmp_path / "cut.warc.gz"

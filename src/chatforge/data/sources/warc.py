@@ -61,7 +61,6 @@ class _Framer:
         self.truncated = truncated  # skip reason when the stream ends inside a record
         self.offset = 0  # offset in the decompressed stream of the next unread byte
         self.pending = b""  # bytes read ahead and pushed back
-        self.length_mismatches = 0
 
     def _readline(self) -> bytes:
         if self.pending:
@@ -135,24 +134,25 @@ class _Framer:
         window = block + self._readline() + self._readline()
         inside = _NEXT_RECORD.search(window)
         if inside and inside.start("gap") < len(block) - 1:
-            self.length_mismatches += 1
             self._push_back(window[inside.end("gap") :])
             return block[: inside.start("gap")]
         self._push_back(window[len(block) :])
-        extra = []
+        extra: list[bytes] = []
+        size, garbage = 0, False
         while True:
             line = self._readline()
             if not line or line.startswith(b"WARC/"):
                 self._push_back(line)
                 break
-            extra.append(line)
-        if not any(x.strip() for x in extra):
-            return block
-        if any(_HEADER_FIELD.match(x) for x in extra):
-            # Not the tail of this block but a record whose version line is broken.
+            size += len(line)
+            # A header line, or more than a document's worth of bytes, is not the tail of this
+            # block: it is a record whose version line is broken, or junk. Skipped, not kept.
+            garbage = garbage or size > self.max_bytes or bool(_HEADER_FIELD.match(line))
+            if not garbage:
+                extra.append(line)
+        if garbage:
             self.skipped["bad_warc_header"] += 1
             return block
-        self.length_mismatches += 1
         return block + b"".join(extra).rstrip(b"\r\n")
 
     def _header(self, first: bytes) -> tuple[bytes, dict[str, str] | None]:
