@@ -584,6 +584,24 @@ def test_json_list_is_streamed_element_by_element(tmp_path):
     assert docs[5].metadata["instruction"] == "q5"
 
 
+def test_json_list_with_gigantic_element_or_garbage(tmp_path):
+    rows = [
+        {"text": "ok"},
+        {"text": "x" * 5000},
+        {"text": "after"},
+        {"text": "y" * 200_000},
+        {"text": "lost"},
+    ]
+    (tmp_path / "big.json").write_text(json.dumps(rows))
+    source = TabularSource(str(tmp_path / "big.json"), max_bytes=1000)
+    # The 5 KB element is decoded and dropped; the 200 KB one is never held whole, and the
+    # array cannot be framed past it.
+    assert [d.text for d in source] == ["ok", "after"] and source.skipped == {"too_large": 2}
+    (tmp_path / "bad.json").write_text('[{"text": "ok"}, {"text": broken}]')
+    source = TabularSource(str(tmp_path / "bad.json"))
+    assert [d.text for d in source] == ["ok"] and source.skipped == {"bad_json": 1}
+
+
 def test_parquet_with_text_field(tmp_path):
     pq.write_table(
         pa.table({"content": ["alpha text", "", "gamma text"], "lang": ["en", "en", "tr"]}),

@@ -62,6 +62,10 @@ def _metadata(record: dict[str, Any], field: str) -> dict[str, Any]:
     return meta
 
 
+class _ElementTooLarge(ValueError):
+    """A JSON-list element longer than the reader's byte cap."""
+
+
 class _JsonArrayReader:
     """Elements of a top-level JSON array, decoded one by one from a byte stream."""
 
@@ -121,7 +125,9 @@ class _JsonArrayReader:
                     break
                 except json.JSONDecodeError:
                     # Incomplete element: read more, unless it is already past the cap.
-                    if len(self.buf) - self.pos > self.max_bytes or not self._fill():
+                    if len(self.buf) - self.pos > self.max_bytes:
+                        raise _ElementTooLarge from None
+                    if not self._fill():
                         raise
             self.pos = end
             yield index, value
@@ -206,8 +212,11 @@ class TabularSource(Source):
                 doc = self._record(path, index, record)
                 if doc is not None:
                     yield doc
+        # After any of these the rest of the array cannot be framed: the file ends here.
         except UnicodeDecodeError:
-            self.skipped["invalid_utf8"] += 1  # the rest of the array cannot be framed
+            self.skipped["invalid_utf8"] += 1
+        except _ElementTooLarge:
+            self.skipped["too_large"] += 1
         except ValueError:
             self.skipped["bad_json"] += 1
 
