@@ -103,14 +103,28 @@ def test_packed_rows_keep_every_conversation_and_its_mask(tok):
         assert (y[r, lengths[r]:] == IGNORE).all()
 
 
-def test_sft_data_visits_every_row_once_per_epoch(tok):
-    data = SFTData(tok, [_qa(a, b) for a, b in zip(LANDS, CITIES, strict=True)], 32, pack=False, seed=3)
-    n = len(data)
-    first = [data.row_index(i) for i in range(n)]
-    second = [data.row_index(n + i) for i in range(n)]
-    assert sorted(first) == sorted(second) == list(range(n)) and first != second
-    xb, yb = data.batch(first[:4])
-    assert xb.shape == yb.shape and xb.shape[1] == int(data.lengths[first[:4]].max())
+def test_sft_data_visits_every_row_once_per_epoch_in_length_groups(tok):
+    convs = [_qa(a, b) for a, b in zip(LANDS, CITIES, strict=True)]
+    convs += [[{"role": "user", "content": "Tell me about " + " and ".join(LANDS[:k])},
+               {"role": "assistant", "content": " ".join(CITIES[:k])}] for k in range(2, 8)]
+    data = SFTData(tok, convs, 64, pack=False, seed=3)
+    data.LENGTH_WINDOW = 2  # small windows so this small set still gets several groups
+    b = 4
+    n = data.batches_per_epoch(b)
+    first = [data.batch_rows(k, b) for k in range(n)]
+    second = [data.batch_rows(n + k, b) for k in range(n)]
+    assert sorted(r for batch in first for r in batch) == list(range(len(data)))
+    assert sorted(r for batch in second for r in batch) == list(range(len(data)))
+    assert first != second
+    assert first == [SFTData.epoch_batches(data, 0, b)[k] for k in range(n)]  # pure function of k
+    xb, yb = data.batch(first[0])
+    assert xb.shape == yb.shape and xb.shape[1] == int(data.lengths[first[0]].max())
+    # Sorting within windows: the padding in a batch is less than in random batches.
+    waste = sum(int(data.lengths[bt].max()) * len(bt) - int(data.lengths[bt].sum()) for bt in first)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data), generator=gen)
+    rand = [perm[i : i + b] for i in range(0, len(data), b)]
+    assert waste <= sum(int(data.lengths[bt].max()) * len(bt) - int(data.lengths[bt].sum()) for bt in rand)
 
 
 def test_exact_match_is_strict_about_rambling():

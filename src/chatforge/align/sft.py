@@ -107,7 +107,15 @@ def build_rows(
 
 
 class SFTData:
-    """Training rows plus an epoch-ordered sampler that depends only on (seed, position)."""
+    """Training rows and a sampler whose batches depend only on (seed, batch number).
+
+    Each epoch visits every row once: rows are shuffled, sorted by length within windows of
+    `LENGTH_WINDOW` batches (so a batch holds rows of similar length and trims little
+    padding), cut into batches, and the batches shuffled. Being a pure function of the batch
+    number, the order resumes exactly from a checkpoint.
+    """
+
+    LENGTH_WINDOW = 64
 
     def __init__(
         self, tok: Tokenizer, conversations: Sequence[Messages], seq_len: int, pack: bool, seed: int
@@ -119,18 +127,33 @@ class SFTData:
         self.n_conversations = len(examples)
         self.n_targets = int((self.y != IGNORE).sum())
         self.seed = seed
-        self._perms: dict[int, Tensor] = {}
+        self._epoch: tuple[int, int, list[list[int]]] | None = None
 
     def __len__(self) -> int:
         return self.x.size(0)
 
-    def row_index(self, position: int) -> int:
-        """Row at a global sampling position: every row once per epoch, shuffled per epoch."""
-        epoch, offset = divmod(position, len(self))
-        if epoch not in self._perms:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perms = {epoch: torch.randperm(len(self), generator=gen)}  # one epoch at a time
-        return int(self._perms[epoch][offset])
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(len(self) / batch_size)
+
+    def epoch_batches(self, epoch: int, batch_size: int) -> list[list[int]]:
+        """Row indices of every batch of one epoch, in training order."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self), generator=gen).tolist()
+        lengths = self.lengths.tolist()
+        window = batch_size * self.LENGTH_WINDOW
+        batches = []
+        for i in range(0, len(perm), window):
+            chunk = sorted(perm[i : i + window], key=lambda r: lengths[r])
+            batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+        order = torch.randperm(len(batches), generator=gen).tolist()
+        return [batches[o] for o in order]
+
+    def batch_rows(self, k: int, batch_size: int) -> list[int]:
+        """Rows of global batch number `k`."""
+        epoch, i = divmod(k, self.batches_per_epoch(batch_size))
+        if self._epoch is None or self._epoch[:2] != (epoch, batch_size):
+            self._epoch = (epoch, batch_size, self.epoch_batches(epoch, batch_size))
+        return self._epoch[2][i]
 
     def batch(self, rows: Sequence[int]) -> tuple[Tensor, Tensor]:
         """Rows trimmed to their longest real length (padding-only columns dropped)."""
@@ -140,18 +163,20 @@ class SFTData:
 
 
 @torch.no_grad()
-def masked_loss(model: GPT, x: Tensor, y: Tensor, batch_size: int) -> tuple[float, int]:
-    """Summed cross-entropy over target tokens, and their count."""
+def masked_loss(model: GPT, data: SFTData, batch_size: int) -> float:
+    """Mean cross-entropy over all target tokens of `data` (batches of similar length)."""
     device = next(model.parameters()).device
+    order = sorted(range(len(data)), key=lambda r: int(data.lengths[r]))
     total, count = 0.0, 0
-    for i in range(0, x.size(0), batch_size):
-        xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
-        logits = model(xb)
+    for i in range(0, len(order), batch_size):
+        x, y = data.batch(order[i : i + batch_size])
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
         total += F.cross_entropy(
-            logits.view(-1, logits.size(-1)), yb.reshape(-1), ignore_index=IGNORE, reduction="sum"
+            logits.view(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE, reduction="sum"
         ).item()
-        count += int((yb != IGNORE).sum())
-    return total, count
+        count += int((y != IGNORE).sum())
+    return total / max(count, 1)
 
 
 # ---- exact match on held-out fact questions ----
@@ -237,12 +262,16 @@ def score_facts(
             if len(examples) < 5:
                 examples.append({"question": q["question"], "answer": q["answer"], "reply": c.text, "correct": ok})
     by_lang: dict[str, list[bool]] = defaultdict(list)
+    by_seen: dict[str, list[bool]] = defaultdict(list)
     for q, ok in zip(questions, hits, strict=True):
         by_lang[q.get("lang", "?")].append(ok)
+        if "seen_in_sft" in q:  # the fact (not this question) appears in the SFT data
+            by_seen["seen_in_sft" if q["seen_in_sft"] else "unseen_in_sft"].append(ok)
     return {
         "exact_match": sum(hits) / max(len(hits), 1),
         "n": len(hits),
         "by_lang": {k: sum(v) / len(v) for k, v in sorted(by_lang.items())},
+        "by_fact_in_sft": {k: sum(v) / len(v) for k, v in sorted(by_seen.items())},
         "prompt": prompt_style,
         "examples": examples,
     }
@@ -270,7 +299,7 @@ def _read_all(paths: Sequence[Path], console: Console) -> list[Messages]:
 
 
 def make_task(
-    model: GPT, tok: Tokenizer, data: SFTData, heldout: tuple[Tensor, Tensor], t: TrainConfig,
+    model: GPT, tok: Tokenizer, data: SFTData, heldout: SFTData, t: TrainConfig,
     sample_prompts: Sequence[str], mix_pretrain: float = 0.0, pretrain_shards=None,
 ) -> TrainTask:
     """The SFT TrainTask: epoch-ordered rows (plus optional pre-training rows), masked loss."""
@@ -288,7 +317,7 @@ def make_task(
             calls.update(step=step, micro=0)
         k = step * t.grad_accum + rank * local_accum + calls["micro"]
         calls["micro"] += 1
-        x, y = data.batch([data.row_index(k * n_sft + j) for j in range(n_sft)])
+        x, y = data.batch(data.batch_rows(k, n_sft))
         if n_pre:
             px, py = pretrain_shards.get_batch(n_pre, x.size(1), gen)
             x, y = torch.cat([x, px]), torch.cat([y, py])
@@ -299,8 +328,7 @@ def make_task(
         return m(x, targets=y)
 
     def evaluate(m) -> dict[str, float]:
-        total, count = masked_loss(m, heldout[0], heldout[1], t.batch_size)
-        return {"val_loss": total / max(count, 1)}
+        return {"val_loss": masked_loss(m, heldout, t.batch_size)}
 
     def sample(m) -> list[str]:
         engine = Engine(m, tok)
@@ -310,7 +338,8 @@ def make_task(
 
     return TrainTask(
         model=model, train_batch=train_batch, loss_fn=loss_fn,
-        tokens_per_batch=t.batch_size * model.cfg.seq_len, flops_per_token=model.flops_per_token(),
+        tokens_per_batch=round(n_sft * float(data.lengths.float().mean())) + n_pre * model.cfg.seq_len,
+        flops_per_token=model.flops_per_token(),
         evaluate=evaluate, sample=sample, save_extra={"stage": "sft"},
     )
 
@@ -336,8 +365,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     base = load_model(base_dir, device).eval()
     base_scores = score_facts(base, tok, questions, "chat")
     base_scores["exact_match_qa_prompt"] = score_facts(base, tok, questions, "qa")["exact_match"]
-    base_val, n_val = masked_loss(base, held.x, held.y, cfg.sft.train.batch_size)
-    base_scores["val_loss"] = base_val / max(n_val, 1)
+    base_scores["val_loss"] = masked_loss(base, held, cfg.sft.train.batch_size)
     console.print(
         f"  base model: held-out facts exact match {base_scores['exact_match']:.1%} "
         f"(QA prompt {base_scores['exact_match_qa_prompt']:.1%}), SFT val loss {base_scores['val_loss']:.3f}"
@@ -345,7 +373,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
 
     tcfg = cfg.sft.train
     if tcfg.epochs > 0:
-        steps = math.ceil(tcfg.epochs * len(data) / (tcfg.batch_size * tcfg.grad_accum))
+        n_sft = tcfg.batch_size - round(cfg.sft.mix_pretrain * tcfg.batch_size)
+        steps = math.ceil(tcfg.epochs * data.batches_per_epoch(n_sft) / tcfg.grad_accum)
         tcfg = dataclasses.replace(tcfg, max_steps=max(1, steps))
     pretrain_shards = None
     if cfg.sft.mix_pretrain > 0:
@@ -355,7 +384,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     model = base  # trained in place; the base figures are already taken
     model.train()
     samples = [q["question"] for q in questions[:3]]
-    task = make_task(model, tok, data, (held.x, held.y), tcfg, samples, cfg.sft.mix_pretrain, pretrain_shards)
+    task = make_task(model, tok, data, held, tcfg, samples, cfg.sft.mix_pretrain, pretrain_shards)
     key = hashlib.sha256(
         (cfg.section_hash("run.seed", "sft") + _file_digest([*train_files, base_dir / "model.safetensors"])).encode()
     ).hexdigest()[:16]
@@ -363,8 +392,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
                    device=device, console=console, stage="sft")
     model.eval()
     sft_scores = score_facts(model, tok, questions, "chat")
-    sft_val, n_val = masked_loss(model, held.x, held.y, tcfg.batch_size)
-    sft_scores["val_loss"] = sft_val / max(n_val, 1)
+    sft_scores["val_loss"] = masked_loss(model, held, tcfg.batch_size)
     sft_scores.update(steps=result.steps, final_loss=result.final_loss, tokens_per_s=result.tokens_per_s,
                       train_rows=len(data), train_conversations=data.n_conversations)
     atomic_write_json(run.eval("sft"), {"base": base_scores, "sft": sft_scores, "samples": result.samples})
