@@ -114,7 +114,8 @@ def test_open_source_parses_fields_and_globs(tmp_path):
     assert (source.kind, source.field) == ("jsonl", "body")
     assert [d.text for d in source.iter_documents()] == ["document 0", "document 1"]
     assert open_source(f"text:{tmp_path}/part0.jsonl").split == "file"
-    assert isinstance(open_source(f"wet:{tmp_path}"), WarcSource)
+    with pytest.raises(InputError, match="no .*warc.gz.* files there"):
+        open_source(f"wet:{tmp_path}")  # a folder holding no file of the kind
 
 
 # ---------------------------------------------------------------- web: real samples

@@ -59,6 +59,16 @@ def walk_files(roots: Iterable[Path], suffixes: tuple[str, ...]) -> Iterator[Pat
                     yield Path(dirpath) / name
 
 
+def find_files(pattern: str, kind: str, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files a source reads: matches of `pattern`, directories walked for `suffixes`."""
+    files = list(walk_files(expand_paths(pattern, kind), suffixes))
+    if not files:
+        raise InputError(
+            f"source '{kind}:{pattern}': no {'/'.join(sorted(set(suffixes)))} files there"
+        )
+    return files
+
+
 def compression_of(path: Path) -> str:
     """'gz', 'bz2', 'zst' or '' from the file name."""
     name = path.name.lower()
@@ -165,7 +175,7 @@ class Source:
         raise NotImplementedError
 
     def _checked(self, text: str) -> bool:
-        """Count and reject empty or oversized text; True when the text may become a document."""
+        """Count and reject empty text or text over `max_bytes` characters; True if it may pass."""
         if not text.strip():
             self.skipped["empty"] += 1
             return False

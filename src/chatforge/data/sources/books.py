@@ -18,11 +18,10 @@ from chatforge.data.sources.base import (
     Source,
     decode_utf8,
     doc_id,
-    expand_paths,
+    find_files,
     open_binary,
     read_capped,
     truncation_reason,
-    walk_files,
 )
 
 _START = re.compile(
@@ -67,9 +66,7 @@ class BooksSource(Source):
     def __init__(self, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         # Whole books run to several MB; the generic document cap would drop long novels.
         super().__init__(path, max_bytes=max_bytes)
-        self.files = list(
-            walk_files(expand_paths(path, self.kind), (".txt", ".txt.gz", ".txt.bz2"))
-        )
+        self.files = find_files(path, self.kind, (".txt", ".txt.gz", ".txt.bz2"))
 
     def _iter(self) -> Iterator[Document]:
         for path in self.files:

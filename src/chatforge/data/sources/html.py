@@ -13,11 +13,10 @@ from chatforge.data.sources.base import (
     DEFAULT_MAX_BYTES,
     Source,
     doc_id,
-    expand_paths,
+    find_files,
     open_binary,
     read_capped,
     truncation_reason,
-    walk_files,
 )
 
 SUFFIXES = tuple(s + c for s in (".html", ".htm", ".xhtml") for c in ("", ".gz", ".bz2"))
@@ -40,7 +39,7 @@ class HtmlSource(Source):
     ) -> None:
         super().__init__(path, max_bytes=max_bytes)
         self.extractor = extractor
-        self.files = list(walk_files(expand_paths(path, self.kind), SUFFIXES))
+        self.files = find_files(path, self.kind, SUFFIXES)
 
     def _iter(self) -> Iterator[Document]:
         for path in self.files:

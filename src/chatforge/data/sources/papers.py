@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chatforge.data.document import Document
-from chatforge.data.sources.base import Source, decode_utf8, doc_id, expand_paths, walk_files
+from chatforge.data.sources.base import Source, decode_utf8, doc_id, find_files
 
 _COMMENT = re.compile(r"(?<!\\)%.*")
 # fmt: off
@@ -100,7 +100,7 @@ class PapersSource(Source):
     def __init__(self, path: str, *, max_bytes: int = 64 * 1024 * 1024) -> None:
         # The cap is on the file: PDFs carry fonts and images, far more bytes than text.
         super().__init__(path, max_bytes=max_bytes)
-        self.files = list(walk_files(expand_paths(path, self.kind), (".pdf", ".tex")))
+        self.files = find_files(path, self.kind, (".pdf", ".tex"))
 
     def _iter(self) -> Iterator[Document]:
         for path in self.files:

@@ -21,13 +21,12 @@ from chatforge.data.sources.base import (
     Source,
     decode_utf8,
     doc_id,
-    expand_paths,
+    find_files,
     iter_lines,
     open_binary,
     read_capped,
     strip_compression_suffix,
     truncation_reason,
-    walk_files,
 )
 from chatforge.errors import InputError
 
@@ -156,7 +155,7 @@ class TabularSource(Source):
                 f"source 'text:{path}': split '{split}' is not one of {', '.join(TEXT_SPLITS)}"
             )
         self.kind, self.field, self.split = kind, field, split
-        self.files = list(walk_files(expand_paths(path, kind), SUFFIXES[kind]))
+        self.files = find_files(path, kind, SUFFIXES[kind])
 
     def _iter(self) -> Iterator[Document]:
         read = {"jsonl": self._json_file, "parquet": self._parquet, "text": self._text}[self.kind]

@@ -25,10 +25,9 @@ from chatforge.data.sources.base import (
     Source,
     decode_utf8,
     doc_id,
-    expand_paths,
+    find_files,
     open_binary,
     truncation_reason,
-    walk_files,
 )
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".wat", ".wat.gz", ".warc.wet.txt")
@@ -244,7 +243,7 @@ class WarcSource(Source):
         super().__init__(path, max_bytes=max_bytes)
         self.kind = kind
         self.extractor = extractor
-        self.files = list(walk_files(expand_paths(path, kind), WARC_SUFFIXES))
+        self.files = find_files(path, kind, WARC_SUFFIXES)
         # Records that are not documents (warcinfo, request, revisit, metadata...), for reports.
         self.record_types: Counter[str] = Counter()
 
@@ -345,7 +344,7 @@ class WatSource(Source):
 
     def __init__(self, path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(path, max_bytes=max_bytes)
-        self.files = list(walk_files(expand_paths(path, self.kind), WARC_SUFFIXES))
+        self.files = find_files(path, self.kind, WARC_SUFFIXES)
         self.record_types: Counter[str] = Counter()
 
     def _iter(self) -> Iterator[Document]:

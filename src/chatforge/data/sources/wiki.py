@@ -21,10 +21,9 @@ from chatforge.data.sources.base import (
     DEFAULT_MAX_BYTES,
     Source,
     doc_id,
-    expand_paths,
+    find_files,
     open_binary,
     truncation_reason,
-    walk_files,
 )
 
 _DROP_SECTIONS = re.compile(
@@ -148,9 +147,7 @@ class WikiSource(Source):
     ) -> None:
         super().__init__(path, max_bytes=max_bytes)
         self.namespaces = namespaces
-        self.files = list(
-            walk_files(expand_paths(path, self.kind), (".xml", ".xml.bz2", ".bz2", ".xml.gz"))
-        )
+        self.files = find_files(path, self.kind, (".xml", ".xml.bz2", ".bz2", ".xml.gz"))
 
     def _iter(self) -> Iterator[Document]:
         for path in self.files:
