@@ -131,7 +131,8 @@ class _Framer:
         """The block as the stream delimits it, pushing back any bytes of the next record."""
         # Two lines of look-ahead catch a next record whose version line the block ate.
         window = block + self._readline() + self._readline()
-        inside = _NEXT_RECORD.search(window)
+        # A substring test first: the regex scan of every block cost ~15% of the reader.
+        inside = _NEXT_RECORD.search(window) if b"WARC/1." in window else None
         if inside and inside.start("gap") < len(block) - 1:
             self._push_back(window[inside.end("gap") :])
             return block[: inside.start("gap")]
