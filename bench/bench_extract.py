@@ -70,9 +70,20 @@ def _run_backend(backend: str, pages: list[bytes], rounds: int) -> dict:
         "peak_rss_mib": rss_peak / 1024,
         "rss_growth_mib": (rss_peak - rss_start) / 1024,
         "chars_out": sum(len(t) for t in texts),
+        "short_line_share": _short_line_share(texts),
         "empty_pages": sum(1 for t in texts if not t.strip()),
         "texts": texts,
     }
+
+
+def _short_line_share(texts: list[str]) -> float:
+    """Share of output lines under 30 characters with no closing punctuation: menus, bylines,
+    "Subscribe" prompts. A boilerplate proxy (FineWeb's short-line rule), not ground truth."""
+    lines = [line.strip() for t in texts for line in t.splitlines() if line.strip()]
+    short = [
+        line for line in lines if len(line) < 30 and not line.endswith((".", "!", "?", ":", '"'))
+    ]
+    return len(short) / max(len(lines), 1)
 
 
 def _word_f1(a: str, b: str) -> float:
@@ -263,7 +274,15 @@ def main() -> None:
     table = Table(
         title=f"HTML extraction: {extract['pages']} pages, {extract['input_mib']:.1f} MiB, {rounds} round(s)"
     )
-    for column in ("backend", "docs/s", "± std", "peak RSS MiB", "chars out", "empty"):
+    for column in (
+        "backend",
+        "docs/s",
+        "± std",
+        "peak RSS MiB",
+        "chars out",
+        "short lines",
+        "empty",
+    ):
         table.add_column(column)
     for name, r in extract["backends"].items():
         table.add_row(
@@ -272,6 +291,7 @@ def main() -> None:
             f"{r['docs_per_s_std']:.1f}",
             f"{r['peak_rss_mib']:.0f}",
             str(r["chars_out"]),
+            f"{r['short_line_share']:.1%}",
             str(r["empty_pages"]),
         )
     console = Console()
