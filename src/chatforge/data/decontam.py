@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from chatforge.data.normalize import canonical_words, hash_words, ngram_hashes
+from chatforge.data.normalize import ngram_hashes, word_hashes
 from chatforge.errors import InputError
 
 _ID_FIELDS = ("id", "task_id", "question_id", "idx", "uid")
@@ -53,12 +53,12 @@ class ContaminationIndex:
 
     def add(self, benchmark: str, item: str, text: str) -> None:
         """Index one evaluation item; items under `min_words` words are counted and skipped."""
-        words = canonical_words(text)
+        words = word_hashes([text])[0]
         if len(words) < self.min_words:
             self.skipped_short += 1
             return
         size = min(self.n, len(words))
-        grams = np.unique(ngram_hashes(hash_words(words), size))
+        grams = np.unique(ngram_hashes(words, size))
         self.sizes.add(size)
         self._hashes.append(grams)
         self._owners.append(np.full(len(grams), len(self.items), dtype=np.int64))
@@ -81,7 +81,7 @@ class ContaminationIndex:
         state["_hashes"], state["_owners"] = [], []
         return state
 
-    def find(self, text: str, cache: dict[str, int] | None = None) -> list[Match]:
+    def find(self, text: str) -> list[Match]:
         """Evaluation items sharing an indexed n-gram with `text`, in index order.
 
         Each match carries its coverage: 1.0 when the whole item is quoted, a small share
@@ -90,10 +90,10 @@ class ContaminationIndex:
         hashes, owners = self._arrays()
         if not len(hashes):
             return []
-        word_hashes = hash_words(canonical_words(text), cache)
+        words = word_hashes([text])[0]
         hits: Counter[int] = Counter()
         for size in sorted(self.sizes):
-            grams = np.unique(ngram_hashes(word_hashes, size))
+            grams = np.unique(ngram_hashes(words, size))
             if not len(grams):
                 continue
             lo = np.searchsorted(hashes, grams, side="left")

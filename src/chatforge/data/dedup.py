@@ -1,7 +1,7 @@
 """Exact and near-duplicate detection: MinHash LSH in numpy, grouping, transitive clusters.
 
 Near duplicates follow FineWeb: word 5-gram shingles of the canonical text (lowercase, no
-punctuation, digits folded, accents removed), 64-bit MinHash with bands x rows hashes
+punctuation, digits folded, accents removed), 32-bit MinHash with bands x rows hashes
 (14 x 8 by default, estimated Jaccard threshold about 0.75), documents sharing any band bucket
 are linked, links are closed transitively with union-find and the document with the smallest
 order key in each cluster is kept. Everything here works on arrays, so an executor can compute
@@ -15,19 +15,14 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from chatforge.data.normalize import (
-    canonical_words,
-    hash_words,
-    mix64,
-    ngram_hashes,
-    text_fingerprint,
-)
+from chatforge.data.normalize import mix64, text_fingerprint, text_ngrams
 
-_MAX_CHUNK_SHINGLES = 1 << 15  # bounds the (shingles x hashes) temporary to ~30 MB
+_MAX_CHUNK_SHINGLES = 1 << 15  # bounds the (hashes x shingles) temporary to ~30 MB
+_CHUNK_CHARS = 1 << 20  # characters shingled per numpy pass
 
 
 class MinHasher:
-    """MinHash signatures and LSH band keys with `bands * rows` seeded 64-bit permutations."""
+    """MinHash signatures and LSH band keys with `bands * rows` seeded 32-bit permutations."""
 
     def __init__(self, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 0):
         if bands < 1 or rows < 1 or ngram < 1:
@@ -35,9 +30,11 @@ class MinHasher:
         self.bands, self.rows, self.ngram = bands, rows, ngram
         rng = np.random.default_rng(seed)
         n = bands * rows
-        # h -> mix64(a*h + b) with odd a is a bijection of the 64-bit space: one permutation each.
-        self.a = rng.integers(1, 2**63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        self.b = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+        # h -> a*h + b (mod 2**32) with odd a is a bijection of the 32-bit space. Signatures
+        # are 32-bit (as datasketch's): half the memory traffic of 64-bit, and a spurious
+        # equal minimum has odds of about shingles / 2**32.
+        self.a = rng.integers(0, 2**31, size=n, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        self.b = rng.integers(0, 2**32, size=n, dtype=np.uint32)
 
     @property
     def num_perm(self) -> int:
@@ -47,43 +44,60 @@ class MinHasher:
         """Jaccard similarity at which a pair is caught with probability about one half."""
         return (1 / self.bands) ** (1 / self.rows)
 
-    def shingles(self, text: str, cache: dict[str, int] | None = None) -> np.ndarray:
-        """Distinct hashes of the word n-grams; a text shorter than n words is one shingle."""
-        words = canonical_words(text)
-        hashes = hash_words(words, cache)
-        n = min(self.ngram, max(1, len(words)))
-        grams = ngram_hashes(hashes, n) if len(words) else np.zeros(1, dtype=np.uint64)
-        return np.unique(grams)
+    def shingles(self, texts: list[str]) -> list[np.ndarray]:
+        """Per text, 32-bit hashes of its word n-grams (the top half of the 64-bit ones).
+
+        Repeats are kept: they cannot change a minimum. A text shorter than n words is one
+        shingle; an empty text is one fixed shingle.
+        """
+        return [
+            (g >> np.uint64(32)).astype(np.uint32) if len(g) else np.zeros(1, dtype=np.uint32)
+            for g in text_ngrams(texts, self.ngram)
+        ]
 
     def signatures(self, texts: Iterable[str]) -> np.ndarray:
-        """(n_docs, bands*rows) uint64 signatures, vectorised over all shingles of a batch."""
-        cache: dict[str, int] = {}
-        per_doc = [self.shingles(t, cache) for t in texts]
-        out = np.empty((len(per_doc), self.num_perm), dtype=np.uint64)
-        start = 0
-        while start < len(per_doc):
-            # Take docs until the chunk holds enough shingles (always at least one doc).
-            stop, total = start, 0
-            while stop < len(per_doc) and (stop == start or total + len(per_doc[stop]) <= _MAX_CHUNK_SHINGLES):
-                total += len(per_doc[stop])
-                stop += 1
-            flat = np.concatenate(per_doc[start:stop])
-            offsets = np.cumsum([0] + [len(s) for s in per_doc[start : stop - 1]])
-            with np.errstate(over="ignore"):
-                permuted = mix64(flat[:, None] * self.a[None, :] + self.b[None, :])
-            out[start:stop] = np.minimum.reduceat(permuted, offsets, axis=0)
-            start = stop
-        return out
+        """(n_docs, bands*rows) uint32 signatures; each a vectorised min over (hashes x shingles).
+
+        Texts are shingled in chunks of about a million characters (one numpy pass each);
+        the (hashes, shingles) layout makes each document's min a contiguous reduction.
+        """
+        rows = []
+        a, b = self.a[:, None], self.b[:, None]
+        with np.errstate(over="ignore"):
+            for chunk in _chunks(texts, _CHUNK_CHARS):
+                for sh in self.shingles(chunk):
+                    sig = None
+                    for start in range(0, len(sh), _MAX_CHUNK_SHINGLES):  # bounds the temporary
+                        # (a*h + b) mod 2**32 with odd a: a permutation whose high bits, which
+                        # decide the minimum, are well mixed (multiply-shift hashing).
+                        m = (a * sh[None, start : start + _MAX_CHUNK_SHINGLES] + b).min(axis=1)
+                        sig = m if sig is None else np.minimum(sig, m)
+                    rows.append(sig)
+        return np.stack(rows) if rows else np.empty((0, self.num_perm), dtype=np.uint32)
 
     def band_keys(self, signatures: np.ndarray) -> np.ndarray:
         """(n_docs, bands) uint64: one hash of each band's `rows` values."""
         n = len(signatures)
-        sig = signatures.reshape(n, self.bands, self.rows)
+        sig = signatures.reshape(n, self.bands, self.rows).astype(np.uint64)
         with np.errstate(over="ignore"):
             acc = np.zeros((n, self.bands), dtype=np.uint64)
             for r in range(self.rows):
                 acc = acc * np.uint64(0x9E3779B97F4A7C15) + sig[:, :, r]
         return mix64(acc)
+
+
+def _chunks(texts: Iterable[str], max_chars: int) -> Iterable[list[str]]:
+    """Consecutive lists of texts holding about `max_chars` characters (at least one text)."""
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= max_chars:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
 
 
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:

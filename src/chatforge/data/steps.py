@@ -255,9 +255,9 @@ def drop_listed_step(docs: list[Document], listed: dict[int, int], reason: str) 
 
 def decontam_step(docs: list[Document], index: ContaminationIndex) -> StepOutput:
     """Remove documents sharing an n-gram with an evaluation item; record which item where."""
-    out, cache = StepOutput([]), {}
+    out = StepOutput([])
     for d in docs:
-        matches = index.find(d.text, cache) if len(index) else []
+        matches = index.find(d.text) if len(index) else []
         if not matches:
             out.kept.append(d)
             continue
