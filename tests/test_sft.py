@@ -209,3 +209,22 @@ def test_chat_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(app, ["chat", str(tmp_path), "--prompt", "hi"])
     assert result.exit_code != 0
     assert "no model at" in str(result.exception)
+
+
+def test_sft_command_with_extra_data(tiny_run, tmp_path):
+    import shutil
+
+    root = tmp_path / "run"
+    shutil.copytree(tiny_run[0], root)
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "Hi!"}] * 4))
+    runner = CliRunner()
+    result = runner.invoke(app, ["sft", "--run-dir", str(root), "--data", str(tmp_path / "nope.json")])
+    assert result.exit_code != 0 and "no such file" in str(result.exception)
+    result = runner.invoke(app, ["sft", "--run-dir", str(root), "--preset", "smoke", "--data", str(extra),
+                                 "sft.train.max_steps=3", "sft.train.eval_every=3", "sft.train.checkpoint_every=3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["sft"]["steps"] == 3
+    assert read_json(root / "eval" / "sft.json")["sft"]["train_conversations"] == len(LANDS) + 4
+    assert read_json(root / "manifests" / "sft.json")["status"] == "complete"

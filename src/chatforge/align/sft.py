@@ -36,7 +36,7 @@ from chatforge.align.conversations import Messages, read_conversations
 from chatforge.config import Config, TrainConfig
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
-from chatforge.errors import InputError, RunDirError
+from chatforge.errors import ConfigError, InputError, RunDirError
 from chatforge.model.checkpoint import load_model
 from chatforge.model.gpt import GPT
 from chatforge.pipeline import StageResult
@@ -347,6 +347,8 @@ def make_task(
 def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult:
     """Pipeline stage: checkpoints/pretrain -> checkpoints/sft, and eval/sft.json."""
     console = console or Console(stderr=True)
+    if not 0 <= cfg.sft.mix_pretrain < 1:
+        raise ConfigError(f"sft.mix_pretrain={cfg.sft.mix_pretrain}: must be in [0, 1)")
     device = pick_device(cfg.run.device)
     base_dir = run.checkpoint("pretrain")
     if not (base_dir / "model.safetensors").exists():

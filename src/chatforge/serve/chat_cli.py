@@ -109,6 +109,11 @@ HELP = "commands: /reset (forget the conversation), /system TEXT, /temp X, /help
 def interactive(session: ChatSession, stage: str, read: Callable[[str], str] = input,
                 out=sys.stdout, err=sys.stderr) -> None:
     """The read-reply loop; ends on /quit, EOF or Ctrl-C."""
+    if read is input:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
     print(f"chatting with the {stage} model ({session.engine.context_length}-token context). {HELP}", file=err)
     while True:
         try:

@@ -89,8 +89,9 @@ def render_prompt(tok: Tokenizer, messages: Sequence[Message]) -> list[int]:
 
 
 def stop_token_ids(tok: Tokenizer) -> tuple[int, ...]:
-    """Tokens that end an assistant reply: its end-of-turn, or end-of-text."""
-    return (tok.special_id(ASSISTANT_END), tok.eot_id)
+    """Tokens that end an assistant reply: its end-of-turn or end-of-text, and (for a model
+    that forgot to close its turn) the start of a new user turn or document."""
+    return (tok.special_id(ASSISTANT_END), tok.eot_id, tok.special_id("<|user_start|>"), tok.bos_id)
 
 
 def jinja_chat_template() -> str:
