@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatforge.config import QualityConfig
 from chatforge.corpus.world import Entity, Fact, World, fact_sentence, n_sentence_variants
+from chatforge.data.quality import gopher_repetition
 from chatforge.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 LABELS = ("clean", "exact_dup", "near_dup", "other_lang", "spam", "boilerplate", "contaminated")
@@ -305,12 +307,20 @@ def wiki_dump(world: World, rng: random.Random, n_articles: int) -> tuple[bytes,
 
 
 def book(world: World, rng: random.Random, title: str, chapters: int) -> str:
-    """A story collection with a Project Gutenberg header, footer and licence."""
-    parts = []
+    """A story collection with a Project Gutenberg header, footer and licence.
+
+    Fact sentences of a small world repeat their templates' phrases, and a long book of them
+    would rightly fail Gopher's duplicated n-gram rule; a book labelled clean stops at the
+    chapter before it would (it always keeps two).
+    """
+    parts: list[str] = []
     for c in range(chapters):
         e = rng.choice(world.entities)
         paragraphs = article(world, e, "en", rng, n=(12, 16))
-        parts.append(f"CHAPTER {c + 1}.\n\n" + "\n\n".join(paragraphs))
+        chapter = f"CHAPTER {c + 1}.\n\n" + "\n\n".join(paragraphs)
+        if len(parts) >= 2 and gopher_repetition("\n\n".join([*parts, chapter]), QualityConfig()):
+            break
+        parts.append(chapter)
     header = (
         f"The Project Gutenberg eBook of {title}\n\nThis ebook is for the use of anyone anywhere at no "
         "cost and with almost no restrictions whatsoever.\n\nTitle: " + title + "\n\nLanguage: English\n\n"

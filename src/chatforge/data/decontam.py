@@ -25,6 +25,14 @@ from chatforge.data.normalize import ngram_hashes, word_hashes
 from chatforge.errors import InputError
 
 _ID_FIELDS = ("id", "task_id", "question_id", "idx", "uid")
+# Fields that hold an item's text in the common benchmark formats (MMLU, GSM8K, HumanEval,
+# TruthfulQA, ...); when a record has any of them, its other fields (language codes, relation
+# names, metadata) are left out so that they cannot break an n-gram of the text.
+_TEXT_FIELDS = {
+    "question", "prompt", "input", "context", "passage", "text", "choices", "options", "answer",
+    "answers", "target", "canonical_solution", "best_answer", "correct_answers", "incorrect_answers",
+    "mc1_targets", "mc2_targets", "A", "B", "C", "D", 0, 1, 2, 3, 4, 5,
+}
 _GENERIC_STEMS = {"test", "train", "validation", "val", "dev", "data", "eval"}
 
 
@@ -141,7 +149,8 @@ def iter_eval_items(path: Path) -> list[tuple[str, str]]:
         if not isinstance(record, dict):
             continue
         item_id = next((str(record[k]) for k in _ID_FIELDS if k in record), str(i))
-        text = "\n".join(_strings(record))
+        fields = [k for k in record if k in _TEXT_FIELDS] or list(record)
+        text = "\n".join(_strings({k: record[k] for k in fields}))
         out.append((item_id, text))
     return out
 

@@ -76,12 +76,12 @@ def score_labels(out_dir: Path, labels_path: Path) -> dict[str, Any]:
 
 
 def eval_sets_of(run: RunDir) -> list[Path]:
-    """Evaluation files the corpus stage wrote (so pre-training data is decontaminated)."""
+    """Evaluation files of the corpus stage (held-out questions, eval/), to decontaminate against."""
     root = run.corpus
     if not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*") if p.suffix in (".jsonl", ".csv", ".json")
-                  and any(part in ("eval", "heldout") for part in p.relative_to(root).parts[:-1]))
+    found = set(root.glob("facts_heldout*.jsonl")) | set(root.glob("eval/**/*.jsonl"))
+    return sorted(found)
 
 
 def run(cfg: Config, run: RunDir) -> StageResult:
