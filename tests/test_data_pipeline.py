@@ -178,3 +178,33 @@ def test_cli_data_on_jsonl(tmp_path: Path):
 def test_data_stage_is_registered_after_corpus():
     names = stage_names()
     assert names.index("data") == names.index("corpus") + 1
+
+
+def _real_run(shared: Path, out: Path, with_wiki: bool) -> dict:
+    sources = [f"warc:{shared}/web-warc/*.warc.gz", f"books:{shared}/gutenberg/pg11.txt",
+               f"jsonl:{shared}/ccnet-cc-en-head/*.jsonl.gz:text"]
+    if with_wiki:
+        sources.append(f"wiki:{shared}/wikipedia-dump-samples/enwiki-*.bz2")
+    evals = [shared / "gsm8k" / "test.jsonl", shared / "humaneval" / "HumanEval.jsonl.gz",
+             shared / "truthfulqa" / "TruthfulQA.csv", shared / "mmlu" / "test" / "astronomy_test.csv"]
+    return run_data(sources, out, DataConfig(workers=1), seed=0, decontam_sets=[e for e in evals if e.exists()])
+
+
+def test_real_samples_run(shared_data, tmp_path):
+    funnel = _real_run(shared_data, tmp_path, with_wiki=False)
+    assert funnel["decontam"]["items"] > 1000
+    per = funnel["per_source"]
+    assert per["warc"]["read"]["docs"] >= 30 and per["warc"]["pii"]["docs"] >= 5
+    assert per["books"]["pii"]["docs"] == 1  # Alice survives, header and licence stripped
+    assert per["jsonl"]["pii"]["docs"] >= 10  # CCNet's "head" bucket is mostly good text
+    rows = [r for f in tmp_path.glob("documents-*.parquet") for r in pq.read_table(f).to_pylist()]
+    assert {r["language"] for r in rows} <= {"en", "tr"}
+    alice = next(r["text"] for r in rows if r["source"] == "books")
+    assert "Alice" in alice and "PROJECT GUTENBERG" not in alice.upper()
+
+
+@pytest.mark.slow
+def test_real_samples_with_wikipedia(shared_data, tmp_path):
+    funnel = _real_run(shared_data, tmp_path, with_wiki=True)
+    assert funnel["per_source"]["wiki"]["pii"]["docs"] >= 80
+    assert funnel["skipped"]["wiki"]["redirect"] > 50

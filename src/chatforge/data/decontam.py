@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ _ID_FIELDS = ("id", "task_id", "question_id", "idx", "uid")
 _TEXT_FIELDS = {
     "question", "prompt", "input", "context", "passage", "text", "choices", "options", "answer",
     "answers", "target", "canonical_solution", "best_answer", "correct_answers", "incorrect_answers",
-    "mc1_targets", "mc2_targets", "A", "B", "C", "D", 0, 1, 2, 3, 4, 5,
+    "mc0_targets", "mc1_targets", "mc2_targets", "choice0", "choice1", "choice2", "choice3",
+    "a", "b", "c", "d", 0, 1, 2, 3, 4, 5,
 }
 _GENERIC_STEMS = {"test", "train", "validation", "val", "dev", "data", "eval"}
 
@@ -120,26 +122,36 @@ def benchmark_name(path: Path) -> str:
     return f"{path.parent.name}/{stem}" if stem.lower() in _GENERIC_STEMS else stem
 
 
+def _records(path: Path) -> list[Any]:
+    """The records of an evaluation file (gzip/bzip2 allowed), by its format."""
+    from chatforge.data.sources.base import open_binary, strip_compression_suffix
+
+    suffix = Path(strip_compression_suffix(path.name)).suffix.lower()
+    if suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    if suffix not in (".jsonl", ".json", ".csv"):
+        raise InputError(f"{path}: unsupported decontamination set format (jsonl, json, csv, parquet)")
+    with open_binary(path) as raw:
+        text = raw.read().decode("utf-8-sig")
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if suffix == ".json":
+        data = json.loads(text)
+        return data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else []
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    # MMLU's HF layout and TruthfulQA have a header row, the original hendrycks files do not.
+    if rows and csv.Sniffer().has_header(text[:4096]):
+        return [dict(zip(rows[0], row, strict=False)) for row in rows[1:]]
+    return [dict(enumerate(row)) for row in rows]
+
+
 def iter_eval_items(path: Path) -> list[tuple[str, str]]:
     """(item id, text) of every record of a JSONL, JSON, CSV or Parquet evaluation file."""
     if not path.is_file():
         raise InputError(f"{path}: decontamination set not found")
-    suffix = "".join(path.suffixes[-1:]).lower()
     try:
-        if suffix == ".jsonl":
-            with open(path, encoding="utf-8") as f:
-                records = [json.loads(line) for line in f if line.strip()]
-        elif suffix == ".json":
-            data = json.loads(path.read_text(encoding="utf-8"))
-            records = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else []
-        elif suffix == ".csv":
-            with open(path, encoding="utf-8", newline="") as f:
-                records = [dict(enumerate(row)) for row in csv.reader(f)]
-        elif suffix == ".parquet":
-            records = pq.read_table(path).to_pylist()
-        else:
-            raise InputError(f"{path}: unsupported decontamination set format (jsonl, json, csv, parquet)")
-    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
+        records = _records(path)
+    except (json.JSONDecodeError, UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
         raise InputError(f"{path}: cannot parse decontamination set: {exc}") from None
     out = []
     for i, record in enumerate(records):
@@ -149,17 +161,26 @@ def iter_eval_items(path: Path) -> list[tuple[str, str]]:
         if not isinstance(record, dict):
             continue
         item_id = next((str(record[k]) for k in _ID_FIELDS if k in record), str(i))
-        fields = [k for k in record if k in _TEXT_FIELDS] or list(record)
+        fields = [k for k in record if _field_name(k) in _TEXT_FIELDS] or list(record)
         text = "\n".join(_strings({k: record[k] for k in fields}))
         out.append((item_id, text))
     return out
 
 
+def _field_name(key: Any) -> Any:
+    return key.strip().lower().replace(" ", "_") if isinstance(key, str) else key
+
+
 def _strings(value: Any) -> list[str]:
-    """All string leaves of a record (question, choices, answers), in field order."""
+    """All string leaves of a record (question, choices, answers), in field order.
+
+    A mapping from answer texts to scores (TruthfulQA's mc targets) contributes its keys.
+    """
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
+        if value and all(isinstance(v, int | float) for v in value.values()):
+            return [k for k in value if isinstance(k, str)]
         return [s for k, v in value.items() if k not in _ID_FIELDS for s in _strings(v)]
     if isinstance(value, list | tuple):
         return [s for v in value for s in _strings(v)]
