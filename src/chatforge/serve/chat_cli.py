@@ -75,8 +75,8 @@ class ChatSession:
         if len(ids) >= self.engine.context_length:
             self.history = self.history[:-1]
             raise ContextLengthError(
-                f"the message is {len(ids)} tokens with the system prompt, but the model's context "
-                f"length is {self.engine.context_length}: send something shorter"
+                f"the message needs {len(ids)} tokens in the chat template (system prompt included), "
+                f"but the model's context length is {self.engine.context_length}: send something shorter"
             )
         return ids
 
