@@ -324,3 +324,12 @@ def test_data_config_defaults_follow_reference():
     cfg = DataConfig()
     assert (cfg.minhash_bands, cfg.minhash_rows, cfg.minhash_ngram, cfg.decontam_ngram) == (14, 8, 5, 13)
     assert cfg.languages == ["en", "tr"] and cfg.langid_threshold == 0.65
+
+
+@pytest.mark.parametrize("override", ["data.minhash_bands=0", "data.langid_threshold=1.5",
+                                      "data.languages=", "data.partitions=0"])
+def test_bad_data_config_is_a_config_error(override):
+    from chatforge.config import load_config
+
+    with pytest.raises(ConfigError, match="data."):
+        load_config("cpu", [override])

@@ -208,3 +208,17 @@ def test_real_samples_with_wikipedia(shared_data, tmp_path):
     funnel = _real_run(shared_data, tmp_path, with_wiki=True)
     assert funnel["per_source"]["wiki"]["pii"]["docs"] >= 80
     assert funnel["skipped"]["wiki"]["redirect"] > 50
+
+
+def test_web_corpus_is_reproducible_and_labelled(tmp_path):
+    world = World.build(0, CorpusConfig())
+    a = build_web(tmp_path / "a", world, seed=3, n_pages=80)
+    b = build_web(tmp_path / "b", world, seed=3, n_pages=80)
+    files = sorted(p.relative_to(a.root) for p in a.root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b.root) for p in b.root.rglob("*") if p.is_file())
+    for rel in files:
+        assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes(), rel
+    labels = json.loads(a.labels.read_text())
+    assert len(labels["pages"]) == 80 and set(labels["pages"].values()) == {
+        "clean", "exact_dup", "near_dup", "other_lang", "spam", "boilerplate", "contaminated"}
+    assert build_web(tmp_path / "c", world, seed=4, n_pages=80).labels.read_bytes() != a.labels.read_bytes()

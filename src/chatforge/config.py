@@ -381,12 +381,26 @@ _CHOICES = {
 }
 
 
+def _validate_data(d: DataConfig) -> None:
+    for key in ("minhash_bands", "minhash_rows", "minhash_ngram", "decontam_ngram", "shard_docs",
+                "batch_docs", "partitions", "max_doc_chars"):
+        if getattr(d, key) < 1:
+            raise ConfigError(f"data.{key}={getattr(d, key)}: must be at least 1")
+    if d.workers < 0 or d.web_pages < 0:
+        raise ConfigError("data.workers and data.web_pages must not be negative")
+    if not 0 <= d.langid_threshold <= 1:
+        raise ConfigError(f"data.langid_threshold={d.langid_threshold}: must be in [0, 1]")
+    if not d.languages:
+        raise ConfigError("data.languages is empty: every document would be removed")
+
+
 def validate(cfg: Config) -> None:
     """Cross-field and range checks that types alone cannot express."""
     for dotted, choices in _CHOICES.items():
         value = _get_path(cfg, dotted.split("."))
         if choices and value not in choices:
             raise ConfigError(f"{dotted}={value!r}: choose one of {', '.join(choices)}")
+    _validate_data(cfg.data)
     for name, train in (("pretrain", cfg.pretrain), ("sft.train", cfg.sft.train)):
         if train.optimizer not in ("adamw", "muon"):
             raise ConfigError(f"{name}.optimizer={train.optimizer!r}: choose adamw or muon")

@@ -24,6 +24,7 @@ import html
 import io
 import json
 import random
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -470,17 +471,27 @@ def _crawl_order(pages: list[Page], rng: random.Random) -> list[Page]:
     return sorted(pages, key=lambda p: keys[id(p)])
 
 
-def _warc(pages: list[Page], rng: random.Random, site_of: dict[str, str], extra: bool) -> bytes:
+def _warc(name: str, pages: list[Page], rng: random.Random, site_of: dict[str, str], extra: bool) -> bytes:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     buf = io.BytesIO()
     writer = WARCWriter(buf, gzip=True)
-    writer.write_record(writer.create_warcinfo_record("crawl.warc.gz", {"software": "chatforge"}))
+
+    def fixed(name: str) -> dict[str, str]:
+        # warcio would stamp the current time and a random UUID: the crawl must be reproducible.
+        return {"WARC-Date": "2024-05-01T12:00:00Z",
+                "WARC-Record-ID": f"<urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}>"}
+
+    info = writer.create_warcinfo_record(name, {"software": "chatforge"})
+    for key, value in fixed(name).items():
+        info.rec_headers.replace_header(key, value)
+    writer.write_record(info)
 
     def response(url: str, body: bytes, status: str = "200 OK", ctype: str = "text/html; charset=utf-8") -> None:
         headers = StatusAndHeaders(status, [("Content-Type", ctype)], protocol="HTTP/1.1")
-        record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers)
+        record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=headers,
+                                           warc_headers_dict=fixed(url))
         writer.write_record(record)
 
     for p in pages:
@@ -503,7 +514,8 @@ def build_web(out_dir: str | Path, world: World, seed: int, n_pages: int = 1200)
     per_file = -(-len(pages) // WARC_FILES)
     for k in range(WARC_FILES):
         chunk = pages[k * per_file : (k + 1) * per_file]
-        atomic_write_bytes(root / f"crawl-{k:05d}.warc.gz", _warc(chunk, rng, site_of, extra=k == 0))
+        name = f"crawl-{k:05d}.warc.gz"
+        atomic_write_bytes(root / name, _warc(name, chunk, rng, site_of, extra=k == 0))
     atomic_write_text(root / "eval" / "web_quiz.jsonl", "".join(json.dumps(q) + "\n" for q in quiz))
     dump, n_wiki = wiki_dump(world, rng, max(20, n_pages // 20))
     atomic_write_bytes(root / "wiki.xml.bz2", dump)
