@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -266,7 +267,12 @@ def run_data(
         clock = now
         console.print(f"  {phase}: {detail} ({timings[phase]:.1f}s)")
 
-    with make_executor(cfg.executor, cfg.workers, cfg.ray_address) as ex:
+    workers = cfg.workers
+    if cfg.executor == "local":
+        # Each worker loads its own language models (about 1 GB with all of lingua's
+        # languages), so never start more local workers than there are read tasks.
+        workers = min(cfg.workers or os.cpu_count() or 1, max(1, len(tasks)))
+    with make_executor(cfg.executor, workers, cfg.ray_address) as ex:
         console.print(f"data: {len(tasks)} read task(s) on the {ex.name} executor")
         filtered = ex.map(
             functools.partial(filter_task, cfg=cfg, work=work / "filtered", removed_dir=removed_dir),
