@@ -101,6 +101,11 @@ def test_text_state_streams_whole_characters_and_holds_back_stop_prefixes():
         if hit:
             break
     assert hit and shown == "ağaç 🙂 İyi " and state.text == shown
+    # With several stop strings the longest possible prefix of any of them is held back.
+    state = _TextState(["xyz", "ab"])
+    assert state.feed(b"hello xy") == ("hello ", False)
+    assert state.feed(b"a") == ("xy", False)  # "xya" cannot start "xyz"; "a" may start "ab"
+    assert state.feed(b"b") == ("", True) and state.text == "hello xy"
 
 
 class _Scripted(nn.Module):

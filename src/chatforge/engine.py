@@ -82,11 +82,13 @@ class _TextState:
 
     def _held_back(self) -> int:
         """Length of the longest tail of the text that could begin a stop string."""
-        for s in sorted(self.stop, key=len, reverse=True):
-            for k in range(min(len(s) - 1, len(self.text)), 0, -1):
+        hold = 0
+        for s in self.stop:
+            for k in range(min(len(s) - 1, len(self.text)), hold, -1):
                 if self.text.endswith(s[:k]):
-                    return k
-        return 0
+                    hold = k
+                    break
+        return hold
 
     def _take(self, upto: int) -> str:
         upto = max(upto, self.emitted)
