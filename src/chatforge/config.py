@@ -95,6 +95,7 @@ class DataConfig:
     executor: str = "local"  # local | ray
     workers: int = 0  # 0 = all cores
     ray_address: str = ""
+    extractor: str = "resiliparse"  # resiliparse | trafilatura (HTML main-content extraction)
     languages: list[str] = field(default_factory=lambda: ["en", "tr"])
     langid_threshold: float = 0.65
     minhash_bands: int = 14
@@ -377,6 +378,7 @@ def _coerce(value: Any, target: Any, dotted: str, where: str, parse: bool) -> An
 _CHOICES = {
     "run.device": None,
     "data.executor": ("local", "ray"),
+    "data.extractor": ("resiliparse", "trafilatura"),
     "model.mlp": ("swiglu", "relu2"),
 }
 

@@ -132,7 +132,7 @@ def filter_task(item: tuple[int, str], cfg: DataConfig, work: Path, removed_dir:
     from chatforge.data.sources import open_source
 
     task, spec = item
-    source = open_source(spec)
+    source = open_source(spec, extractor=cfg.extractor)
     steps = filter_steps(cfg)
     read = StepStats("read")
     totals = [StepStats(s.name) for s in steps]
@@ -248,7 +248,7 @@ def run_data(
     out_dir = Path(out_dir)
     tasks = expand_sources(sources)
     for spec in tasks:
-        open_source(spec)  # fail fast, in the driver, on a missing path or unknown kind
+        open_source(spec, extractor=cfg.extractor)  # fail fast, in the driver, on a missing path or unknown kind
     index = build_index(list(decontam_sets), cfg.decontam_ngram, cfg.decontam_min_words)
     work, removed_dir = out_dir / ".work", out_dir / "removed"
     for stale in [work, removed_dir]:
