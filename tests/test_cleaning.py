@@ -112,6 +112,17 @@ def test_gopher_duplicate_paragraph_fraction():
     assert quality.gopher_repetition(bad, Q) == "gopher_dup_paragraphs"
 
 
+def test_gopher_duplicate_paragraph_chars():
+    # One long paragraph repeated once among many: the fraction is small, the characters decide.
+    many = sentence_lines(30, 8)
+    for repeated_words, expected_over in ((40, False), (60, True)):
+        long_para = " ".join(uniq(repeated_words, 4))
+        text = "\n\n".join(many + [long_para, long_para])
+        share = len(long_para) / len(text)
+        assert (share > Q.gopher_dup_para_char_frac) == expected_over
+        assert (quality.gopher_repetition(text, Q) == "gopher_dup_paragraph_chars") == expected_over
+
+
 def test_gopher_duplicate_line_fraction_and_chars():
     unique = sentence_lines(6, 12)
     ok = "\n".join(unique + ["short one"] * 4)
