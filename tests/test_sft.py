@@ -158,7 +158,8 @@ def tiny_run(tmp_path_factory, tok):
     cfg = load_config("smoke", [
         "sft.train.max_steps=40", "sft.train.batch_size=10",
         "sft.train.lr=0.02", "sft.train.eval_every=20", "sft.train.checkpoint_every=20",
-        "sft.train.warmup_frac=0.0", "sft.train.log_every=20",
+        "sft.train.warmup_frac=0.0", "sft.train.log_every=20", "sft.train.time_budget=0",
+        "sft.train.epochs=0", "sft.mix_pretrain=0", "sft.pack=false",
     ])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: on a busy machine extra threads only wait on each other
