@@ -40,6 +40,7 @@ from chatforge.data.executor import make_executor
 from chatforge.data.steps import (
     LANGUAGE_KEY,
     ORDER_KEY,
+    Step,
     StepStats,
     filter_steps,
     final_steps,
@@ -113,8 +114,10 @@ def _append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 # --- phase functions (run on workers) -----------------------------------------------------------
 
 
-def _run_logged(steps, docs, log: list[dict[str, Any]]) -> tuple[list[Document], list[StepStats]]:
-    """run_steps, also recording every removed document with its step and reason."""
+def _run_logged(
+    steps: list[Step], docs: list[Document], log: list[dict[str, Any]],
+) -> tuple[list[Document], list[StepStats]]:
+    """Apply steps in order to one batch, recording every removed document with its reason."""
     all_stats = []
     for step in steps:
         docs, stats = step(docs)

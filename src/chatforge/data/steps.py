@@ -95,15 +95,6 @@ class Step:
         return out.kept, stats
 
 
-def run_steps(steps: list[Step], docs: list[Document]) -> tuple[list[Document], list[StepStats]]:
-    """Apply steps in order to one batch."""
-    all_stats = []
-    for step in steps:
-        docs, stats = step(docs)
-        all_stats.append(stats)
-    return docs, all_stats
-
-
 def _with_text(doc: Document, text: str) -> Document:
     return doc if text == doc.text else dataclasses.replace(doc, text=text)
 
