@@ -145,3 +145,18 @@ def test_streaming_decodes_multibyte_characters_split_across_tokens():
     assert comp.text == "çay " and comp.finish_reason == "stop"
     comp = engine.generate([[tok.bos_id]], SamplingParams(max_new_tokens=64))[0]
     assert comp.text == text and comp.tokens == script and comp.finish_reason == "stop"
+
+
+def test_logprobs_match_a_full_forward_pass(model):
+    engine = Engine(model)
+    for temperature in (0.0, 0.7):
+        params = SamplingParams(max_new_tokens=10, temperature=temperature, seed=1, stop_ids=(), logprobs=True)
+        comps = engine.generate(PROMPTS[:2], params)
+        for prompt, comp in zip(PROMPTS[:2], comps, strict=True):
+            full = torch.tensor([prompt + comp.tokens])
+            with torch.no_grad():
+                logits = model(full)[0, len(prompt) - 1 : -1]
+            if temperature > 0:
+                logits = logits / temperature
+            expected = logits.log_softmax(-1).gather(1, torch.tensor(comp.tokens)[:, None])[:, 0]
+            assert torch.allclose(torch.tensor(comp.logprobs), expected, atol=1e-4)

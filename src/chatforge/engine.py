@@ -40,6 +40,7 @@ class SamplingParams:
     seed: int = 0
     stop_ids: tuple[int, ...] | None = None
     stop: tuple[str, ...] = ()
+    logprobs: bool = False  # record log p(token) of each generated token (RLHF rollouts)
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Completion:
     text: str = ""
     finish_reason: str = ""  # stop | length | context
     prompt_tokens: int = 0
+    # With SamplingParams.logprobs: log-probability of each token under the model's
+    # distribution at the sampling temperature (unscaled when greedy), before top-k/top-p.
+    logprobs: list[float] = field(default_factory=list)
 
 
 class _TextState:
@@ -184,10 +188,16 @@ class Engine:
                     int(sample_next(logits[i : i + 1], params.temperature, params.top_k, params.top_p, gens[r])[0])
                     for i, r in enumerate(active)
                 ]
+            if params.logprobs:
+                scaled = logits.float() / params.temperature if params.temperature > 0 else logits.float()
+                chosen = torch.tensor(nxt, device=device)[:, None]
+                lps = scaled.log_softmax(-1).gather(1, chosen)[:, 0].tolist()
             keep = []
             for i, r in enumerate(active):
                 tok_id, comp, ts = nxt[i], done[r], texts[r]
                 comp.tokens.append(tok_id)
+                if params.logprobs:
+                    comp.logprobs.append(lps[i])
                 finished = ""
                 if tok_id in stop_ids:
                     finished = "stop"
