@@ -222,8 +222,14 @@ def test_sft_command_with_extra_data(tiny_run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["sft", "--run-dir", str(root), "--data", str(tmp_path / "nope.json")])
     assert result.exit_code != 0 and "no such file" in str(result.exception)
-    result = runner.invoke(app, ["sft", "--run-dir", str(root), "--preset", "smoke", "--data", str(extra),
-                                 "sft.train.max_steps=3", "sft.train.eval_every=3", "sft.train.checkpoint_every=3"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in tiny_run: a tiny model gains nothing from more threads
+    try:
+        result = runner.invoke(app, ["sft", "--run-dir", str(root), "--preset", "smoke", "--data", str(extra),
+                                     "sft.train.max_steps=3", "sft.train.eval_every=3",
+                                     "sft.train.checkpoint_every=3", "sft.train.time_budget=0"])
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["sft"]["steps"] == 3
