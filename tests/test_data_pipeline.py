@@ -222,3 +222,19 @@ def test_web_corpus_is_reproducible_and_labelled(tmp_path):
     assert len(labels["pages"]) == 80 and set(labels["pages"].values()) == {
         "clean", "exact_dup", "near_dup", "other_lang", "spam", "boilerplate", "contaminated"}
     assert build_web(tmp_path / "c", world, seed=4, n_pages=80).labels.read_bytes() != a.labels.read_bytes()
+
+
+def test_data_stage_writes_run_data(tmp_path):
+    from chatforge.config import load_config
+    from chatforge.data import stage
+    from chatforge.runs import RunDir
+
+    cfg = load_config("smoke", ["data.web_pages=200", "data.workers=1"])
+    run = RunDir(tmp_path)
+    result = stage.run(cfg, run)
+    assert result.metrics["documents_in"] > 200 and 0 < result.metrics["retention_docs"] < 1
+    assert result.metrics["exact_dup_recall"] == 1.0
+    assert (run.data / "funnel.json").exists() and (run.data / "label_scores.json").exists()
+    assert sorted(p.name for p in run.data.glob("documents-*.parquet")) == result.outputs["documents"]
+    lines = run.metrics("data").read_text().splitlines()
+    assert [json.loads(line)["name"] for line in lines][:2] == ["read", "normalize"]

@@ -21,7 +21,7 @@ from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
 from chatforge.data.pipeline import run_data
 from chatforge.pipeline import StageResult
-from chatforge.runs import RunDir, atomic_write_json
+from chatforge.runs import MetricsWriter, RunDir, atomic_write_json
 
 # Which removal steps are the right ones for each label of the built-in web.
 # "read": the page never became a document (extraction left nothing).
@@ -93,6 +93,10 @@ def run(cfg: Config, run: RunDir) -> StageResult:
     funnel = run_data(web.sources, out, cfg.data, seed=cfg.corpus.seed, decontam_sets=decontam)
     scores = score_labels(out, web.labels)
     atomic_write_json(out / "label_scores.json", scores)
+    metrics_log = MetricsWriter(run.metrics("data"))
+    for i, step in enumerate(funnel["steps"]):  # one line per step: the funnel as a curve
+        metrics_log.write({"step": i, "name": step, **funnel["total"][step],
+                           "seconds": funnel["step_seconds"].get(step, 0.0)})
     total = funnel["total"]
     last = funnel["steps"][-1]
     metrics = {
