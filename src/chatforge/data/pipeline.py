@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
@@ -49,6 +50,7 @@ from chatforge.data.steps import (
 from chatforge.runs import atomic_path, atomic_write_text
 
 _GLOB_CHARS = set("*?[")
+_WORKER_BYTES = 3 << 29  # memory to budget per local worker (1.5 GiB)
 SHARD_SCHEMA = pa.schema(
     [("id", pa.string()), ("source", pa.string()), ("url", pa.string()), ("text", pa.string()),
      ("language", pa.string()), ("metadata", pa.string())]
@@ -273,8 +275,11 @@ def run_data(
     workers = cfg.workers
     if cfg.executor == "local":
         # Each worker loads its own language models (about 1 GB with all of lingua's
-        # languages), so never start more local workers than there are read tasks.
+        # languages): never more local workers than read tasks, and when the number is left
+        # to us (0), no more than the free memory holds. The output is the same either way.
         workers = min(cfg.workers or os.cpu_count() or 1, max(1, len(tasks)))
+        if not cfg.workers:
+            workers = max(1, min(workers, int(psutil.virtual_memory().available // _WORKER_BYTES)))
     with make_executor(cfg.executor, workers, cfg.ray_address) as ex:
         console.print(f"data: {len(tasks)} read task(s) on the {ex.name} executor")
         filtered = ex.map(
