@@ -260,8 +260,11 @@ def data(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray (default: the preset's)")] = "",
     ray_address: Annotated[str, typer.Option("--ray-address", "--address", help="Ray cluster address, e.g. auto")] = "",
     workers: Annotated[int, typer.Option(help="worker processes (0 = the preset's; its 0 = all cores)")] = 0,
-    seed: Annotated[int, typer.Option(help="seed of MinHash (and of the built-in web)")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of MinHash and of the mixture's sampling (and of the built-in web)")] = 0,
     decontam: Annotated[list[Path] | None, typer.Option(help="evaluation file (jsonl/json/csv/parquet) to decontaminate against; repeatable")] = None,
+    mix: Annotated[list[str] | None, typer.Option(
+        "--mix", help="SOURCE=WEIGHT, repeatable: 0 drops a source, 0.5 keeps a seeded half, 2 = two epochs",
+    )] = None,
     preset: PresetOpt = "cpu",
     overrides: OverridesArg = None,
 ) -> None:
@@ -274,6 +277,7 @@ def data(
     extra += [f"data.executor={executor}"] if executor else []
     extra += [f"data.ray_address={ray_address}"] if ray_address else []
     extra += [f"data.workers={workers}"] if workers else []
+    extra += [f"data.mixture={','.join(mix)}"] if mix else []
     cfg = load_config(preset, extra)
     summary = clean(cfg, list(source or []), out, seed, list(decontam or []))
     typer.echo(json.dumps(summary, default=float))

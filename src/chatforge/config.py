@@ -111,6 +111,8 @@ class DataConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     quality_overrides: list[str] = field(default_factory=list)  # "tr:gopher_max_words=2e5"
     prose_skip_sources: list[str] = field(default_factory=lambda: ["code"])
+    # "SOURCE=WEIGHT" per Document.source: 0 drops it, 0.5 keeps a seeded half, 2 = two epochs
+    mixture: list[str] = field(default_factory=list)
     web_pages: int = 1200  # size of the built-in dirty web crawl
 
 
@@ -394,6 +396,10 @@ def _validate_data(d: DataConfig) -> None:
         raise ConfigError(f"data.langid_threshold={d.langid_threshold}: must be in [0, 1]")
     if not d.languages:
         raise ConfigError("data.languages is empty: every document would be removed")
+    if d.mixture:
+        from chatforge.data.mixture import parse_mixture  # here: it imports the data steps
+
+        parse_mixture(d.mixture)
 
 
 def validate(cfg: Config) -> None:

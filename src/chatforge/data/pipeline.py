@@ -8,7 +8,8 @@ Four phases, each a parallel map or shuffle on the executor:
 2. exact dedup: (key = hash of the text) rows shuffled by key, grouped, clusters closed.
 3. near dedup: MinHash band rows of the documents not already removed, shuffled and grouped
    the same way.
-4. final: per shard, drop the duplicates, decontaminate, mask PII and write
+4. final: per shard, drop the duplicates, decontaminate, mask PII, apply the per-source
+   mixture weights (`data.mixture`, see chatforge.data.mixture) and write
    `documents-*.parquet` (id, source, url, text, language, metadata json) atomically.
 `funnel.json` has documents and bytes per source after every step, removals per reason, the
 contaminated benchmark items and what the sources skipped. Removed documents are logged, one
@@ -38,6 +39,7 @@ from chatforge.data.decontam import ContaminationIndex, build_index
 from chatforge.data.dedup import MinHasher, clusters_to_remove, exact_keys
 from chatforge.data.document import Document
 from chatforge.data.executor import make_executor
+from chatforge.data.mixture import mixture_report, mixture_steps
 from chatforge.data.steps import (
     LANGUAGE_KEY,
     ORDER_KEY,
@@ -207,12 +209,12 @@ def emit_minhash(item: tuple[str, frozenset[int]], hasher: MinHasher) -> dict[st
 
 def final_task(
     item: tuple[dict[str, Any], dict[int, int], dict[int, int]], cfg: DataConfig,
-    index: ContaminationIndex, out_dir: Path, removed_dir: Path,
+    index: ContaminationIndex, out_dir: Path, removed_dir: Path, seed: int,
 ) -> dict[str, Any]:
-    """Phase 4 for one shard: drop duplicates, decontaminate, mask PII, write the output shard."""
+    """Phase 4 for one shard: drop duplicates, decontaminate, mask PII, mix, write the output shard."""
     shard, exact, near = item
     path = Path(shard["path"])
-    steps = final_steps(cfg, exact, near, index)
+    steps = final_steps(cfg, exact, near, index) + mixture_steps(cfg, seed)
     log: list[dict[str, Any]] = []
     stats: list[StepStats] = []
     kept: list[Document] = []
@@ -300,7 +302,8 @@ def run_data(
         near = clusters_to_remove(near_edges)
         lap("near_dedup", f"{len(near)} near duplicates")
         finals = ex.map(
-            functools.partial(final_task, cfg=cfg, index=index, out_dir=out_dir, removed_dir=removed_dir),
+            functools.partial(final_task, cfg=cfg, index=index, out_dir=out_dir, removed_dir=removed_dir,
+                              seed=seed),
             [(s, _subset(exact, s), _subset(near, s)) for s in shards], desc="dedup + decontam",
         )
         lap("final", f"{sum(r['docs'] for r in finals)} documents written")
@@ -316,6 +319,8 @@ def run_data(
         "files": sorted(r["out"].rsplit("/", 1)[-1] for r in finals if r["out"]),
         "timings_s": timings,
     })
+    if cfg.mixture:
+        funnel["mixture"] = mixture_report(funnel, cfg, seed)
     # Not atomic_write_json: it sorts keys, and the funnel reads best in step order.
     atomic_write_text(out_dir / "funnel.json", json.dumps(funnel, indent=2, default=str) + "\n")
     atomic_write_text(out_dir / "contamination.json", json.dumps(funnel["contamination"], indent=2) + "\n")
@@ -337,6 +342,8 @@ def build_funnel(filtered: list[dict[str, Any]], finals: list[dict[str, Any]], c
             merged.setdefault(s.step, StepStats(s.step)).merge(s)
     step_names = [s.name for s in filter_steps(cfg)] + ["exact_dedup", "near_dedup", "decontam"]
     step_names += ["pii"] if cfg.pii_masking else []
+    cleaned = step_names[-1]  # retention measures the cleaning, not the mixture's repeats
+    step_names += ["mixture"] if cfg.mixture else []
     order = [("read", read)] + [(n, merged.get(n, StepStats(n))) for n in step_names]
     sources = sorted(set(read.docs_out) | set(skipped))
     per_source = {
@@ -353,7 +360,7 @@ def build_funnel(filtered: list[dict[str, Any]], finals: list[dict[str, Any]], c
         }
         for name, st in order[1:]
     }
-    first, last = total["read"], total[order[-1][0]]
+    first, last = total["read"], total[cleaned]
     contamination = sorted(
         (f for _, st in order if st.step == "decontam" for f in st.findings),
         key=lambda f: (f["benchmark"], f["item"], f["id"]),
