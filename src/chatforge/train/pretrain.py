@@ -20,6 +20,7 @@ from rich.console import Console
 
 from chatforge.config import Config, TokenizerConfig
 from chatforge.device import pick_device
+from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import InputError, RunDirError
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.pipeline import StageResult
@@ -73,13 +74,11 @@ def make_task(model: GPT, tok: Tokenizer, train_shards: TokenShards, val_shards:
         return evaluate_bpb(m, val_shards, seq, t.batch_size, t.eval_batches)
 
     def sample(m):
-        out = []
-        for i, prompt in enumerate(SAMPLE_PROMPTS[:n_samples]):
-            ids = [tok.bos_id] + tok.encode(prompt)
-            new = m.generate(ids, 48, temperature=0.8, top_k=50, seed=cfg.run.seed + i,
-                             stop_ids=(tok.bos_id,))
-            out.append(prompt + tok.decode([i for i in new if i != tok.bos_id]))
-        return out
+        prompts = [[tok.bos_id] + tok.encode(p) for p in SAMPLE_PROMPTS[:n_samples]]
+        params = SamplingParams(max_new_tokens=48, temperature=0.8, top_k=50, seed=cfg.run.seed,
+                                stop_ids=(tok.bos_id,))
+        completions = Engine(m, tok).generate(prompts, params)
+        return [p + c.text for p, c in zip(SAMPLE_PROMPTS, completions, strict=False)]
 
     return TrainTask(
         model=model, train_batch=train_batch, loss_fn=loss_fn,
