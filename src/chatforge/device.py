@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+
 def pick_device(requested: str = "auto") -> torch.device:
     """`auto` prefers CUDA, then Apple MPS, then the CPU."""
     if requested != "auto":
