@@ -22,7 +22,7 @@ from chatforge.device import measure_cpu_matmul_peak
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.train.optim import build_optimizers
 
-RESULTS = Path(__file__).parent / "results" / "throughput.json"
+RESULTS = Path(__file__).parent / "results"
 
 
 def train_steps_per_s(model: GPT, cfg, steps: int) -> float:
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--name", default="", help="results file suffix (default: the preset)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     cfg = load_config(args.preset, args.overrides)
@@ -76,8 +77,9 @@ def main() -> None:
         "mfu_stdev": statistics.stdev(mfus) if len(mfus) > 1 else 0.0,
         "target_mfu": 0.60,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS / f"throughput-{args.name or args.preset}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{args.preset}: {model.num_params() / 1e6:.2f}M params, "
           f"{statistics.mean(tps):,.0f} ± {statistics.pstdev(tps):,.0f} tokens/s, "
           f"peak {statistics.mean(peaks) / 1e9:.0f} GFLOP/s, "
