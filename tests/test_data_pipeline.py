@@ -127,7 +127,6 @@ def test_same_seed_same_output(web, tmp_path):
     assert first["total"]["read"]["docs"] > 100
 
 
-@pytest.mark.slow
 def test_process_pool_gives_the_same_output(web, cleaned, tmp_path):
     """Two worker processes (own lingua models, shuffle through partition files) = one."""
     out, funnel = cleaned

@@ -224,7 +224,6 @@ def test_cli_mix_option(inputs, tmp_path):
     assert isinstance(bad.exception, ConfigError) and "jsonl=-2" in str(bad.exception)
 
 
-@pytest.mark.slow
 def test_ray_executor_mixes_the_same(inputs, mixed, tmp_path):
     pytest.importorskip("ray")
     out, funnel = mixed

@@ -38,7 +38,6 @@ def _edge_set(edges: np.ndarray) -> set[tuple[int, int]]:
     return {tuple(e) for e in edges.tolist()}
 
 
-@pytest.mark.slow
 def test_ray_groupby_matches_local_partitions(local_ray, tmp_path):
     items = [0, 1, 2]
     everything = {k: np.concatenate([_rows(i)[k] for i in items]) for k in ("band", "key", "order")}
@@ -51,7 +50,6 @@ def test_ray_groupby_matches_local_partitions(local_ray, tmp_path):
     assert ray.is_initialized()  # the executor leaves a Ray it did not start running
 
 
-@pytest.mark.slow
 def test_ray_executor_output_identical_to_local(local_ray, tmp_path):
     web = build_web(tmp_path / "raw", World.build(0, CorpusConfig()), seed=0, n_pages=240)
     runs = {}

@@ -130,6 +130,7 @@ class Attention(nn.Module):
         layer: int,
         cache: KVCache | None,
         mask: Tensor | None,
+        causal: bool,
     ) -> Tensor:
         B, T, _ = x.shape
         cfg, hd = self.cfg, self.cfg.head_dim
@@ -149,10 +150,9 @@ class Attention(nn.Module):
             v = cache.v[layer, :, :, : start + T]
         gqa = cfg.n_kv_head != cfg.n_head
         p = self.cfg.dropout if self.training else 0.0
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, enable_gqa=gqa)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, enable_gqa=gqa)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p, enable_gqa=gqa
+        )
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -180,8 +180,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, cos, sin, layer, cache, mask):
-        x = x + self.drop(self.self_attn(self.input_layernorm(x), cos, sin, layer, cache, mask))
+    def forward(self, x, cos, sin, layer, cache, mask, causal):
+        x = x + self.drop(
+            self.self_attn(self.input_layernorm(x), cos, sin, layer, cache, mask, causal)
+        )
         return x + self.drop(self.mlp(self.post_attention_layernorm(x)))
 
 
@@ -199,6 +201,10 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+        # RoPE tables for every position of the context, computed once (not saved).
+        cos, sin = rope_tables(cfg.head_dim, torch.arange(cfg.seq_len), cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -206,7 +212,7 @@ class GPT(nn.Module):
         """GPT-2 init: N(0, 0.02); residual output projections scaled by 1/sqrt(2 * layers)."""
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layer)
         for name, p in self.named_parameters():
-            if p.dim() == 1:
+            if p.dim() == 1:  # norm gains
                 nn.init.ones_(p)
             elif name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, std=residual_std)
@@ -240,7 +246,7 @@ class GPT(nn.Module):
             if T > self.cfg.seq_len:
                 raise ValueError(f"sequence of {T} tokens exceeds context length {self.cfg.seq_len}")
             positions = torch.arange(T, device=idx.device)[None]
-            mask = None
+            mask, causal = None, True
         else:
             if cache.length + T > cache.max_len:
                 raise ValueError(
@@ -253,15 +259,22 @@ class GPT(nn.Module):
             positions = cache.next_pos[:, None] + valid.long().cumsum(1) - 1
             positions = positions.clamp(min=0)
             cache.next_pos = cache.next_pos + valid.long().sum(1)
-            slots = torch.arange(start + T, device=idx.device)
-            causal = slots[None, :] <= (start + torch.arange(T, device=idx.device))[:, None]
-            mask = causal[None] & cache.valid[:, None, : start + T]
-            mask = mask | (slots[None, None, :] == (start + torch.arange(T, device=idx.device))[None, :, None])
-            mask = mask[:, None]  # (B, 1, T, S): broadcast over heads
-        cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
+            mask, causal = None, False
+            if T > 1 or not bool(cache.valid[:, : start + T].all()):
+                # Causal over slots, never attending to padding (but always to itself, so a
+                # padding query has something to attend to and gives no NaN).
+                slots = torch.arange(start + T, device=idx.device)
+                rows = start + torch.arange(T, device=idx.device)
+                mask = (slots[None, :] <= rows[:, None])[None] & cache.valid[:, None, : start + T]
+                mask = (mask | (slots[None, None, :] == rows[None, :, None]))[:, None]
+            # else: one new token and every cached slot is real: it attends to all of them.
+        if int(positions.max()) < self.rope_cos.size(0):
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+        else:  # a cache longer than the configured context
+            cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
         x = self.embed_tokens(idx)
         for i, block in enumerate(self.layers):
-            x = block(x, cos, sin, i, cache, mask)
+            x = block(x, cos, sin, i, cache, mask, causal)
         if cache is not None:
             cache.length += T
         return self.norm(x)
