@@ -39,6 +39,7 @@ def test_every_stage_completes_with_manifest_and_artifacts(smoke_run):
         manifest = run.manifest(stage)
         assert manifest and manifest["status"] == "complete" and manifest["key"] == key, stage
         assert manifest["wall_s"] >= 0 and "device_hours" in manifest
+        assert manifest["device_name"], stage
     assert (run_dir / "config.toml").exists()
     assert (run_dir / "tokenizer" / "tokenizer.json").exists()
     assert (run_dir / "tokens" / "index.json").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,6 +22,22 @@ def pick_device(requested: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def device_name(device_type: str) -> str:
+    """A human-readable name of the device a stage ran on (GPU model or CPU model)."""
+    if device_type.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    if device_type == "mps":
+        return "Apple MPS"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def autocast(device: torch.device):

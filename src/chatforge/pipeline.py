@@ -116,6 +116,10 @@ def run_pipeline(
     console: Console | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every enabled stage in order, skipping those whose manifest is up to date."""
+    # Imported here, not at the top: stages import StageResult from this module, and the
+    # data stage must not need torch.
+    from chatforge.device import device_name
+
     console = console or Console(stderr=True)
     run.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.path("config.toml"), cfg.to_toml())
@@ -141,6 +145,7 @@ def run_pipeline(
             stage.name, key, "complete", started,
             outputs=result.outputs, metrics=result.metrics, inputs=inputs,
             device=result.device, n_devices=result.n_devices,
+            device_name=device_name(result.device),
         )
         wall = manifests[stage.name]["wall_s"]
         console.print(f"[green]✓ {stage.name}[/green] in {wall:.1f}s  {result.summary}")

@@ -151,6 +151,7 @@ class RunDir:
         inputs: dict[str, str] | None = None,
         device: str = "cpu",
         n_devices: int = 1,
+        device_name: str = "",
     ) -> dict[str, Any]:
         """Record a stage's result: key, status, inputs, outputs, metrics, wall time, host."""
         wall = time.time() - started
@@ -165,6 +166,7 @@ class RunDir:
             "started": started,
             "wall_s": wall,
             "device": device,
+            "device_name": device_name,  # e.g. "NVIDIA H100 80GB HBM3": the cost reader's key
             "n_devices": n_devices,
             "device_hours": wall * n_devices / 3600,
             "host": socket.gethostname(),
