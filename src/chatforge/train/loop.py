@@ -12,7 +12,6 @@ final loss as one that never stopped (same seed, same machine).
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import time
@@ -239,6 +238,25 @@ def train(
         }
 
     eval_result: dict[str, float] = {}
+    evaluated_step, saved_step = -1, step
+
+    def evaluate() -> None:
+        nonlocal eval_result, evaluated_step
+        model.eval()
+        eval_result = task.evaluate(model)
+        model.train()
+        evaluated_step = step
+        metrics.write({"step": step, **eval_result})
+        console.print(f"  step {step}: " + " ".join(f"{k} {v:.4f}" for k, v in eval_result.items()))
+
+    def checkpoint(final: bool) -> None:
+        nonlocal saved_step
+        save_checkpoint(out_dir, model, optimizers, state_dict(), task.save_extra)
+        saved_step = step
+        if final:
+            for prev in out_dir.glob("*.prev.safetensors"):
+                prev.unlink()
+
     window_tokens, window_time = 0, 0.0
     bar = Progress(
         TextColumn(f"[bold]{stage}[/bold]"), BarColumn(), TextColumn("{task.description}"),
@@ -300,24 +318,23 @@ def train(
                 )
                 window_tokens, window_time = 0, 0.0
             if task.evaluate and ddp.main and (step % cfg.eval_every == 0 or done):
-                model.eval()
-                eval_result = task.evaluate(model)
-                model.train()
-                metrics.write({"step": step, **eval_result})
-                console.print(f"  step {step}: " + " ".join(f"{k} {v:.4f}" for k, v in eval_result.items()))
+                evaluate()
             if task.sample and ddp.main and cfg.sample_every and step % cfg.sample_every == 0:
                 model.eval()
                 for s in task.sample(model):
                     console.print(f"  [dim]sample:[/dim] {s!r}")
                 model.train()
             if ddp.main and (step % cfg.checkpoint_every == 0 or done):
-                save_checkpoint(out_dir, model, optimizers, state_dict(), task.save_extra)
-                if done:
-                    for prev in out_dir.glob("*.prev.safetensors"):
-                        prev.unlink()
+                checkpoint(final=done)
             if ddp.world > 1:
                 dist.barrier()
             elapsed += time.perf_counter() - t0 - dt  # eval and checkpoint time count as wall time
+    # The time budget can run out during an evaluation or a save of a step that was not the
+    # last by its own time: evaluate and save that last step all the same.
+    if ddp.main and task.evaluate and evaluated_step != step:
+        evaluate()
+    if ddp.main and saved_step != step:
+        checkpoint(final=True)
     model.eval()
     samples = task.sample(model) if task.sample and ddp.main else []
     tps = (tokens - resumed_tokens) / max(train_time, 1e-9)
@@ -327,7 +344,3 @@ def train(
         resumed_from=resumed_from,
     )
 
-
-def load_trainer_state(out_dir: Path) -> dict | None:
-    path = Path(out_dir) / "trainer.json"
-    return json.loads(path.read_text()) if path.exists() else None
