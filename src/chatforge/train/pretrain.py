@@ -8,7 +8,6 @@ first 90% of the file, model, bits per byte on the last 10%).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import time
@@ -203,6 +202,3 @@ def _train_file_tokenizer(text: str, tcfg: TokenizerConfig) -> Tokenizer:
     pieces = [p for p in re.split(r"(?<=\n\n)", text) if p]
     return train_bpe(pieces, vocab_size=tcfg.vocab_size, min_frequency=tcfg.min_frequency)
 
-
-def read_result(out: Path) -> dict:
-    return json.loads((Path(out) / "result.json").read_text())
