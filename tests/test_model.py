@@ -95,3 +95,42 @@ def test_param_count_and_flops():
     assert model.num_params(non_embedding=True) == n - 97 * 64
     c = model.cfg
     assert model.flops_per_token() == 6 * (n - 97 * 64) + 12 * c.n_layer * c.n_head * c.head_dim * c.seq_len
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_fused_loss_equals_cross_entropy_of_the_logits(tie):
+    """The chunked head + loss gives F.cross_entropy's value and gradients, -100 ignored."""
+    model = tiny(tie_embeddings=tie).train()
+    x = torch.randint(0, 97, (3, 40))
+    y = torch.randint(0, 97, (3, 40))
+    y[0, :25] = -100
+    fused = model(x, targets=y)
+    fused.backward()
+    fused_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    logits = model(x)
+    reference = torch.nn.functional.cross_entropy(logits.view(-1, 97), y.view(-1), ignore_index=-100)
+    reference.backward()
+    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-6)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(fused_grads[n], p.grad, rtol=1e-4, atol=1e-7, msg=n)
+
+
+def test_fused_loss_over_many_chunks_and_all_ignored():
+    from chatforge.model.loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    h = torch.randn(3000, 16, requires_grad=True)  # > one chunk of rows at vocab 5000
+    w = torch.randn(5000, 16, requires_grad=True)
+    t = torch.randint(0, 5000, (3000,))
+    loss = linear_cross_entropy(h, w, t)
+    ref = torch.nn.functional.cross_entropy(h @ w.T, t)
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    (2 * loss).backward()  # an upstream gradient scales the stored ones
+    gh, gw = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    (2 * ref).backward()
+    torch.testing.assert_close(gh, h.grad, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-4, atol=1e-6)
+    ignored = linear_cross_entropy(h, w, torch.full((3000,), -100))
+    assert ignored.item() == 0.0  # F.cross_entropy would give NaN

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from chatforge.model.loss import linear_cross_entropy
+
 
 @dataclass
 class GPTConfig:
@@ -245,7 +247,9 @@ class GPT(nn.Module):
         if cache is None:
             if T > self.cfg.seq_len:
                 raise ValueError(f"sequence of {T} tokens exceeds context length {self.cfg.seq_len}")
-            positions = torch.arange(T, device=idx.device)[None]
+            # Slices of the precomputed tables, with no data-dependent check (which would
+            # break a torch.compile graph in two).
+            cos, sin = self.rope_cos[None, :T], self.rope_sin[None, :T]
             mask, causal = None, True
         else:
             if cache.length + T > cache.max_len:
@@ -268,10 +272,10 @@ class GPT(nn.Module):
                 mask = (slots[None, :] <= rows[:, None])[None] & cache.valid[:, None, : start + T]
                 mask = (mask | (slots[None, None, :] == rows[None, :, None]))[:, None]
             # else: one new token and every cached slot is real: it attends to all of them.
-        if int(positions.max()) < self.rope_cos.size(0):
-            cos, sin = self.rope_cos[positions], self.rope_sin[positions]
-        else:  # a cache longer than the configured context
-            cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
+            if int(positions.max()) < self.rope_cos.size(0):
+                cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+            else:  # a cache longer than the configured context
+                cos, sin = rope_tables(self.cfg.head_dim, positions, self.cfg.rope_theta)
         x = self.embed_tokens(idx)
         for i, block in enumerate(self.layers):
             x = block(x, cos, sin, i, cache, mask, causal)
@@ -293,8 +297,7 @@ class GPT(nn.Module):
         h = self.hidden_states(idx, cache, key_valid)
         if targets is None:
             return self.lm_head(h).float()
-        logits = self.lm_head(h).float()
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+        return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
         p = next(self.parameters())
