@@ -47,6 +47,24 @@ def autocast(device: torch.device):
     return nullcontext()
 
 
+def fast_bf16_matmul(device: torch.device) -> bool:
+    """Whether bf16 matmuls beat fp32 here: CUDA with bf16, or a CPU with AMX-BF16 tiles.
+
+    Decided from the hardware's flags, not by timing, so every process of a run (and a resumed
+    run) makes the same choice. On this project's Xeon (AMX) a 2048^2 bf16 matmul ran at
+    about 2 TFLOP/s against 0.32 for fp32; without AMX, bf16 on a CPU is slower than fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
 def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatforge"
 
