@@ -3,6 +3,8 @@
 MFU = achieved FLOP/s / peak, with FLOPs per token = 6 N + 12 L H hd T (PaLM appendix B).
 The peak is measured here, interleaved with the training repeats, so both see the same machine
 state; spread over repeats is reported (modded-nanogpt's rule: no figure without its spread).
+Steps run as the training loop runs them: compiled when the preset says `pretrain.compile`
+(compile time reported apart), the same optimizers, clipping and fused loss.
 
     python bench/bench_throughput.py [--preset cpu] [--repeats 3] [--steps 12]
 """
@@ -25,22 +27,33 @@ from chatforge.train.optim import build_optimizers
 RESULTS = Path(__file__).parent / "results"
 
 
-def train_steps_per_s(model: GPT, cfg, steps: int) -> float:
-    """Tokens/s of full optimizer steps (forward, backward, clip, update) on random tokens."""
-    opts = build_optimizers(model, cfg.pretrain)
-    gen = torch.Generator().manual_seed(0)
-    b, t = cfg.pretrain.batch_size, model.cfg.seq_len
-    x = torch.randint(0, model.cfg.vocab_size, (b, t + 1), generator=gen)
-    for i in range(steps + 2):
-        if i == 2:  # two warm-up steps: allocator and kernel selection
-            t0 = time.perf_counter()
-        loss = model(x[:, :-1], targets=x[:, 1:])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        for o in opts:
+class Stepper:
+    """Full optimizer steps (forward, backward, clip, update) on random tokens."""
+
+    def __init__(self, model: GPT, cfg):
+        self.model, self.cfg = model, cfg
+        self.forward = torch.compile(model) if cfg.pretrain.compile else model
+        self.optimizers = build_optimizers(model, cfg.pretrain)
+        b, t = cfg.pretrain.batch_size, model.cfg.seq_len
+        self.x = torch.randint(0, model.cfg.vocab_size, (b, t + 1), generator=torch.Generator().manual_seed(0))
+        t0 = time.perf_counter()
+        for _ in range(2):  # warm-up: compilation, allocator and kernel selection
+            self.step()
+        self.warmup_s = time.perf_counter() - t0
+
+    def step(self) -> None:
+        for _ in range(self.cfg.pretrain.grad_accum):
+            self.forward(self.x[:, :-1], targets=self.x[:, 1:]).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.pretrain.grad_clip)
+        for o in self.optimizers:
             o.step()
             o.zero_grad(set_to_none=True)
-    return steps * b * t / (time.perf_counter() - t0)
+
+    def tokens_per_s(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return steps * self.cfg.pretrain.grad_accum * self.x[:, 1:].numel() / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -55,10 +68,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_model_config(cfg.model, cfg.tokenizer.vocab_size))
     fpt = model.flops_per_token()
+    stepper = Stepper(model, cfg)
     peaks, tps, mfus = [], [], []
     for _ in range(args.repeats):
         peak = measure_cpu_matmul_peak()
-        rate = train_steps_per_s(model, cfg, args.steps)
+        rate = stepper.tokens_per_s(args.steps)
         peaks.append(peak)
         tps.append(rate)
         mfus.append(rate * fpt / peak)
@@ -70,6 +84,8 @@ def main() -> None:
         "flops_per_token": fpt,
         "batch_tokens": cfg.pretrain.batch_size * cfg.model.seq_len,
         "optimizer": cfg.pretrain.optimizer,
+        "compile": cfg.pretrain.compile,
+        "warmup_s": stepper.warmup_s,
         "matmul_peak_gflops": [p / 1e9 for p in peaks],
         "tokens_per_s": tps,
         "mfu": mfus,
@@ -83,7 +99,8 @@ def main() -> None:
     print(f"{args.preset}: {model.num_params() / 1e6:.2f}M params, "
           f"{statistics.mean(tps):,.0f} ± {statistics.pstdev(tps):,.0f} tokens/s, "
           f"peak {statistics.mean(peaks) / 1e9:.0f} GFLOP/s, "
-          f"MFU {result['mfu_mean']:.1%} ± {result['mfu_stdev']:.1%} (target 60%)")
+          f"MFU {result['mfu_mean']:.1%} ± {result['mfu_stdev']:.1%} (target 60%); "
+          f"warm-up{' incl. compile' if cfg.pretrain.compile else ''} {stepper.warmup_s:.1f} s")
 
 
 if __name__ == "__main__":

@@ -221,6 +221,9 @@ def train(
     if ddp.world > 1:
         wrapped = nn.parallel.DistributedDataParallel(model)
     compiled = torch.compile(wrapped) if cfg.compile else wrapped
+    if cfg.compile and ddp.main:
+        # The time budget includes compiling: it pays off only for runs of minutes.
+        console.print(f"[dim]{stage}: torch.compile on; the first step compiles (10-60 s)[/dim]")
     peak = peak_flops(device)
     tokens_per_step = task.tokens_per_batch * cfg.grad_accum
     budget = cfg.time_budget
