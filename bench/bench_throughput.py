@@ -4,7 +4,7 @@ MFU = achieved FLOP/s / peak, with FLOPs per token = 6 N + 12 L H hd T (PaLM app
 The peak is measured here, interleaved with the training repeats, so both see the same machine
 state; spread over repeats is reported (modded-nanogpt's rule: no figure without its spread).
 Steps run as the training loop runs them: compiled when the preset says `pretrain.compile`
-(compile time reported apart), the same optimizers, clipping and fused loss.
+(compile time reported apart), the same optimizers, clipping, fused loss and allocator setting.
 
     python bench/bench_throughput.py [--preset cpu] [--repeats 3] [--steps 12]
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from chatforge.config import load_config
-from chatforge.device import measure_cpu_matmul_peak
+from chatforge.device import keep_cpu_memory_mapped, measure_cpu_matmul_peak
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.train.optim import build_optimizers
 
@@ -31,6 +31,7 @@ class Stepper:
     """Full optimizer steps (forward, backward, clip, update) on random tokens."""
 
     def __init__(self, model: GPT, cfg):
+        keep_cpu_memory_mapped()  # as the training loop does on a CPU
         self.model, self.cfg = model, cfg
         self.forward = torch.compile(model) if cfg.pretrain.compile else model
         self.optimizers = build_optimizers(model, cfg.pretrain)

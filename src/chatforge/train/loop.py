@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from chatforge.config import TrainConfig
-from chatforge.device import autocast, peak_flops
+from chatforge.device import autocast, keep_cpu_memory_mapped, peak_flops
 from chatforge.errors import ChatforgeError, ConfigError, RunDirError
 from chatforge.model.checkpoint import save_model
 from chatforge.runs import MetricsWriter, atomic_path, atomic_write_json, read_json
@@ -200,6 +200,8 @@ def train(
             "so the global batch stays fixed"
         )
     accum = cfg.grad_accum // ddp.world
+    if device.type == "cpu":
+        keep_cpu_memory_mapped()
     torch.manual_seed(seed)
     model = task.model
     optimizers = build_optimizers(model, cfg)
