@@ -18,16 +18,17 @@ from torch import Tensor
 IGNORE_INDEX = -100
 
 
-def _chunk_rows(vocab: int, device: torch.device) -> int:
-    # A chunk's logits: ~8 MiB on CPU (fits in L2+L3 alongside the weight), ~1 GiB on GPU.
+def _chunk_rows(rows: int, vocab: int, device: torch.device) -> int:
+    """Rows per chunk: equal chunks whose logits take ~8 MiB on CPU (cache-sized), ~1 GiB on GPU."""
     budget = 2**21 if device.type == "cpu" else 2**28
-    return max(64, budget // vocab)
+    chunks = max(1, -(-rows * vocab // budget))
+    return -(-rows // chunks)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
-        rows = _chunk_rows(weight.size(0), h.device)
+        rows = _chunk_rows(h.size(0), weight.size(0), h.device)
         valid = targets != IGNORE_INDEX
         count = valid.sum().clamp(min=1).float()
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
