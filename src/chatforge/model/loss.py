@@ -6,8 +6,9 @@ that is 64 MiB per pass, which falls out of cache and made the head the slowest 
 step (the forward matmul alone ran at half the speed of the block matmuls). Here the rows go
 in chunks that stay in cache, and each chunk's gradients are computed in the forward pass
 (softmax - one-hot is known as soon as the loss is), as in Liger Kernel's fused linear
-cross-entropy. Same FLOPs, same result to float rounding; 1.5x faster on this CPU for the
-head plus loss (bench/bench_throughput.py), and on a GPU it saves the logits' memory.
+cross-entropy. Same FLOPs, same result to float rounding; on this CPU head plus loss at 4k
+tokens x 4k vocab took 110 ms forward and backward instead of 168, and on a GPU it saves the
+logits' memory.
 """
 
 from __future__ import annotations
