@@ -134,3 +134,7 @@ def test_fused_loss_over_many_chunks_and_all_ignored():
     torch.testing.assert_close(gw, w.grad, rtol=1e-4, atol=1e-6)
     ignored = linear_cross_entropy(h, w, torch.full((3000,), -100))
     assert ignored.item() == 0.0  # F.cross_entropy would give NaN
+    t[::5] = -100
+    with torch.no_grad():  # evaluation: the loss alone, no gradient work
+        torch.testing.assert_close(linear_cross_entropy(h, w, t), torch.nn.functional.cross_entropy(h @ w.T, t))
+        assert linear_cross_entropy(h, w, torch.full((3000,), -100)).item() == 0.0

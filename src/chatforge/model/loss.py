@@ -61,10 +61,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_h * grad_loss, grad_w * grad_loss, None
 
 
+def _loss_only(h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
+    """The same mean loss without computing gradients (evaluation)."""
+    rows = _chunk_rows(h.size(0), weight.size(0), h.device)
+    total = torch.zeros((), dtype=torch.float32, device=h.device)
+    for start in range(0, h.size(0), rows):
+        logits = (h[start : start + rows] @ weight.T).float()
+        tc = targets[start : start + rows]
+        valid = tc != IGNORE_INDEX
+        target_logit = logits.gather(1, tc.clamp(min=0)[:, None]).squeeze(1)
+        total += ((torch.logsumexp(logits, dim=1) - target_logit) * valid).sum()
+    return total / (targets != IGNORE_INDEX).sum().clamp(min=1)
+
+
 def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy of `h @ weight.T` against `targets` (-100 = ignored), fused.
 
     h: (N, width), weight: (vocab, width), targets: (N,). With every target ignored the loss
-    is 0 (not NaN), so an all-prompt SFT batch cannot poison training.
+    is 0 (not NaN), so an all-prompt SFT batch cannot poison training. Under `no_grad` (or
+    with nothing requiring a gradient) no gradients are computed.
     """
-    return _LinearCrossEntropy.apply(h, weight, targets)
+    if torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad):
+        return _LinearCrossEntropy.apply(h, weight, targets)
+    return _loss_only(h, weight, targets)
