@@ -32,14 +32,19 @@ def device_name(device_type: str) -> str:
         return torch.cuda.get_device_name()
     if device_type == "mps":
         return "Apple MPS"
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "cpu"
+
+
+def _cpuinfo(key: str) -> str:
+    """The value of the first `key : value` line of /proc/cpuinfo ("" off Linux)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "cpu"
+    return ""
 
 
 def autocast(device: torch.device):
@@ -58,13 +63,7 @@ def fast_bf16_matmul(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
+    return device.type == "cpu" and "amx_bf16" in _cpuinfo("flags").split()
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)

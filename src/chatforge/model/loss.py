@@ -35,6 +35,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         loss = torch.zeros((), dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h)
         grad_w = torch.zeros_like(weight, dtype=torch.float32)
+        weight_h = weight.to(h.dtype)  # once, not per chunk
         for start in range(0, h.size(0), rows):
             hc = h[start : start + rows]
             tc = targets[start : start + rows].clamp(min=0)[:, None]
@@ -50,7 +51,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad_logits = probs.mul_(weight_c[:, None] / total)
             grad_logits.scatter_add_(1, tc, -weight_c[:, None])
             grad_logits = grad_logits.to(h.dtype)
-            grad_h[start : start + rows] = grad_logits @ weight.to(h.dtype)
+            grad_h[start : start + rows] = grad_logits @ weight_h
             grad_w += grad_logits.T @ hc
         ctx.save_for_backward(grad_h, grad_w.to(weight.dtype))
         return loss
