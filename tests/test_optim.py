@@ -41,7 +41,7 @@ def test_muon_step_is_the_same_batched_or_alone():
     Muon(params, lr=0.1).step()
     for p in alone:
         Muon([p], lr=0.1).step()
-    for a, b in zip(params, alone):
+    for a, b in zip(params, alone, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 

@@ -81,7 +81,7 @@ class Muon(torch.optim.Optimizer):
                 updates = orthogonalize(stacked, group["ns_steps"], self.ns_dtype)
                 # Scale so the update's RMS does not shrink for wide-but-short matrices.
                 scale = max(1.0, shape[0] / shape[1]) ** 0.5
-                for (p, _), update in zip(items, updates):
+                for (p, _), update in zip(items, updates, strict=True):
                     p.add_(update, alpha=-group["lr"] * scale)
 
 
