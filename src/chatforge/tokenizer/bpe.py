@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -270,6 +271,9 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if (path / "tokenizer.json").exists():
             path = path / "tokenizer.json"
         else:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
             ranks = sorted(path.glob("*.tiktoken"))
             if len(ranks) != 1:
                 raise InputError(f"{path}: holds no tokenizer.json and not exactly one *.tiktoken file")
@@ -278,6 +282,8 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         raise InputError(f"{path}: no such tokenizer file or directory")
     if path.suffix == ".tiktoken":
         return TiktokenTokenizer(path)
+        if not text.isascii():
+            text = _SURROGATE.sub("\ufffd", text)
     try:
         hf = HFTokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
@@ -286,7 +292,11 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 
 def _limit_chars(texts: Iterable[str], max_chars: int | None) -> Iterator[str]:
-    """The texts, the last one cut so that at most `max_chars` characters pass in total."""
+    """The texts, the last one cut so that at most `max_chars` characters pass in total.
+
+    A lone surrogate (a JSON "\\ud800" escape, or a surrogateescape'd byte) cannot become
+    UTF-8 bytes and would abort the whole training: it is replaced by U+FFFD, one character
+    for one, rather than dropping a whole ~1 MB piece of text."""
     left = max_chars
     for text in texts:
         if left is not None:

@@ -234,13 +234,28 @@ class TabularSource(Source):
         row = 0
         try:
             for batch in parquet.iter_batches(batch_size=1024):
-                for record in batch.to_pylist():
-                    doc = self._record(path, row, record)
+                for record in self._batch_rows(batch):
+                    doc = None if record is None else self._record(path, row, record)
                     row += 1
                     if doc is not None:
                         yield doc
         except Exception:  # noqa: BLE001 - a corrupt page ends the file, not the run
             self.skipped["bad_parquet"] += 1
+
+    def _batch_rows(self, batch: Any) -> list[dict[str, Any] | None]:
+        """Rows of a record batch; a row whose strings are not UTF-8 (writers do not all
+        check) is None and counted, instead of costing its whole batch."""
+        try:
+            return batch.to_pylist()
+        except UnicodeDecodeError:
+            rows: list[dict[str, Any] | None] = []
+            for i in range(batch.num_rows):
+                try:
+                    rows.append(batch.slice(i, 1).to_pylist()[0])
+                except UnicodeDecodeError:
+                    self.skipped["invalid_utf8"] += 1
+                    rows.append(None)
+            return rows
 
     def _text(self, path: Path) -> Iterator[Document]:
         base = strip_compression_suffix(path.name)

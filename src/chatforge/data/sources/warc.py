@@ -4,7 +4,9 @@ Records are framed here rather than by warcio's iterator so that one record with
 header costs that record only: the reader counts it as "bad_warc_header" and resynchronises
 on the next line that starts a WARC record. Each well-framed record is then handed to warcio,
 which parses the HTTP envelope and undoes chunked transfer and gzip/deflate content encoding.
-A truncated .warc.gz ends the file with "truncated_gzip" after the last whole record.
+A .warc.gz is read member by member (`GzipMembers`): a corrupt member costs the records it
+holds ("corrupt_gzip", once), and reading resumes at the next intact member; a truncated
+file ends with "truncated_gzip" after the last whole record.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from chatforge.data.extract import charset_of, extract_html, html_lang, html_tit
 from chatforge.data.sources.base import (
     COMPRESSION_ERRORS,
     DEFAULT_MAX_BYTES,
+    GzipMembers,
     Source,
+    compression_of,
     decode_utf8,
     doc_id,
     find_files,
@@ -54,10 +58,18 @@ class _Framer:
     """
 
     def __init__(
-        self, stream: IO[bytes], skipped: Counter[str], max_bytes: int, truncated: str
+        self,
+        stream: IO[bytes],
+        skipped: Counter[str],
+        max_bytes: int,
+        truncated: str,
+        damage: list[tuple[int, int]] | None = None,
     ) -> None:
         self.stream, self.skipped, self.max_bytes = stream, skipped, max_bytes
         self.truncated = truncated  # skip reason when the stream ends inside a record
+        # Spans of the stream known to be damaged (already counted by the decompressor):
+        # a record overlapping one is dropped without a second count.
+        self.damage = damage if damage is not None else []
         self.offset = 0  # offset in the decompressed stream of the next unread byte
         self.pending = b""  # bytes read ahead and pushed back
 
@@ -118,14 +130,23 @@ class _Framer:
             if length > self.max_bytes:
                 self.skipped["too_large"] += 1
                 if self._discard(length) < length:
-                    self.skipped[self.truncated] += 1
+                    self._count_truncated(start)
                     return
                 continue
             block = self._read(length)
             if len(block) < length:
-                self.skipped[self.truncated] += 1
+                self._count_truncated(start)
                 return
-            yield _Record(start, header, fields, self._true_block(block))
+            block = self._true_block(block)
+            if not self._damaged(start, start + len(header) + len(block)):
+                yield _Record(start, header, fields, block)
+
+    def _damaged(self, first: int, last: int) -> bool:
+        return any(lo <= last and first <= hi for lo, hi in self.damage)
+
+    def _count_truncated(self, start: int) -> None:
+        if not self._damaged(start, self.offset):
+            self.skipped[self.truncated] += 1
 
     def _true_block(self, block: bytes) -> bytes:
         """The block as the stream delimits it, pushing back any bytes of the next record."""
@@ -136,6 +157,9 @@ class _Framer:
         if inside and inside.start("gap") < len(block) - 1:
             self._push_back(window[inside.end("gap") :])
             return block[: inside.start("gap")]
+        # A block followed by the record terminator had a true length: whatever comes before
+        # the next record is junk, not the rest of the block.
+        exact = window[len(block) : len(block) + 4] == b"\r\n\r\n"
         self._push_back(window[len(block) :])
         extra: list[bytes] = []
         size, garbage = 0, False
@@ -147,7 +171,12 @@ class _Framer:
             size += len(line)
             # A header line, or more than a document's worth of bytes, is not the tail of this
             # block: it is a record whose version line is broken, or junk. Skipped, not kept.
-            garbage = garbage or size > self.max_bytes or bool(_HEADER_FIELD.match(line))
+            garbage = (
+                garbage
+                or size > self.max_bytes
+                or bool(_HEADER_FIELD.match(line))
+                or (exact and bool(line.strip()))
+            )
             if not garbage:
                 extra.append(line)
         if garbage:
@@ -190,7 +219,14 @@ def _content_length(fields: dict[str, str] | None) -> int | None:
 
 
 def _iter_records(path: Path, skipped: Counter[str], max_bytes: int) -> Iterator[_Record]:
-    """Framed records of one file; a truncated or corrupt compressed stream ends the file."""
+    """Framed records of one file; gzip resynchronises on its next member, while a truncated
+    or corrupt bzip2/zstd stream ends the file."""
+    if compression_of(path) == "gz":
+        with open(path, "rb") as raw:
+            members = GzipMembers(raw, skipped)
+            stream = io.BufferedReader(members, buffer_size=1 << 16)
+            yield from _Framer(stream, skipped, max_bytes, "truncated_gzip", members.damage)
+        return
     with open_binary(path) as stream:
         try:
             yield from _Framer(stream, skipped, max_bytes, truncation_reason(path))

@@ -1,0 +1,120 @@
+"""Faults a user hits in the first hour: each one is repaired or counted, never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chatforge.data.sources import TabularSource, WarcSource
+from chatforge.tokenizer.bpe import iter_text_files, train_bpe
+
+
+def wet_record(i: int) -> bytes:
+    """One WET conversion record whose text names its index."""
+    body = f"Record number {i} is a plain text page about rivers and hills.".encode()
+    head = (
+        "WARC/1.0\r\nWARC-Type: conversion\r\n"
+        f"WARC-Target-URI: https://example.org/{i}\r\nWARC-Record-ID: <urn:uuid:{i:08d}>\r\n"
+        f"WARC-Date: 2024-01-01T00:00:00Z\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body + b"\r\n\r\n"
+
+
+def urls(source) -> list[str]:
+    return [d.url for d in source]
+
+
+# ---------------------------------------------------------------- lone surrogates
+
+
+def test_a_lone_surrogate_skips_its_record_only(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "good one"}\n{"text": "bad \\ud800 one"}\n{"text": "good two"}\n')
+    source = TabularSource(str(path))
+    assert [d.text for d in source] == ["good one", "good two"]
+    assert source.skipped == {"lone_surrogate": 1}
+
+
+def test_a_lone_surrogate_in_metadata_or_a_json_list_is_skipped(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('[{"text": "a", "title": "\\udfff"}, {"text": "b"}]')
+    source = TabularSource(str(path))
+    assert [d.text for d in source] == ["b"]
+    assert source.skipped == {"lone_surrogate": 1}
+
+
+def test_invalid_utf8_in_parquet_costs_its_row_not_its_batch(tmp_path):
+    path = tmp_path / "s.parquet"
+    # Arrow stores strings as UTF-8, so a surrogate can only arrive through surrogatepass bytes.
+    bad = "bad \ud800".encode("utf-8", "surrogatepass")
+    table = pa.table({"text": pa.array([b"good", bad], pa.binary()).cast(pa.string(), safe=False)})
+    pq.write_table(table, path)
+    source = TabularSource(str(path), kind="parquet")
+    assert [d.text for d in source] == ["good"]
+    assert source.skipped == {"invalid_utf8": 1}
+
+
+def test_tokenizer_training_replaces_lone_surrogates(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"text": f"word{i} \ud800 more"}) + "\n" for i in range(50)))
+    tok = train_bpe(iter_text_files([path]), vocab_size=300)
+    assert tok.decode(tok.encode("word1 \ufffd more")) == "word1 \ufffd more"
+
+
+# ---------------------------------------------------------------- WARC resynchronisation
+
+
+def test_intact_warc_records_after_a_corrupt_gzip_member_are_read(tmp_path):
+    members = [gzip.compress(wet_record(i)) for i in range(12)]
+    bad = bytearray(members[3])
+    bad[15:35] = bytes(20)  # damage the deflate data of member 3
+    members[3] = bytes(bad)
+    path = tmp_path / "c.warc.wet.gz"
+    path.write_bytes(b"".join(members))
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == [f"https://example.org/{i}" for i in range(12) if i != 3]
+    assert source.skipped == {"corrupt_gzip": 1}
+
+
+def test_a_bad_crc_member_loses_its_record_and_no_other(tmp_path):
+    members = [gzip.compress(wet_record(i)) for i in range(6)]
+    bad = bytearray(members[2])
+    bad[-8] ^= 0xFF  # the CRC: all the data decompresses, then fails the check
+    members[2] = bytes(bad)
+    path = tmp_path / "crc.warc.gz"
+    path.write_bytes(b"".join(members))
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == [f"https://example.org/{i}" for i in range(6) if i != 2]
+    assert source.skipped == {"corrupt_gzip": 1}
+
+
+def test_garbage_between_gzip_members_is_counted_and_skipped(tmp_path):
+    members = [gzip.compress(wet_record(i)) for i in range(4)]
+    path = tmp_path / "g.warc.gz"
+    path.write_bytes(members[0] + members[1] + b"not gzip at all" * 20 + members[2] + members[3])
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == [f"https://example.org/{i}" for i in range(4)]
+    assert source.skipped == {"corrupt_gzip": 1}
+
+
+def test_a_truncated_warc_gz_counts_once(tmp_path):
+    data = b"".join(gzip.compress(wet_record(i)) for i in range(5))
+    path = tmp_path / "t.warc.gz"
+    path.write_bytes(data[:-30])
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == [f"https://example.org/{i}" for i in range(4)]
+    assert source.skipped == {"truncated_gzip": 1}
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\xff garbage bytes \xfe\r\n" * 3, b"random line\n"])
+def test_garbage_inside_a_plain_warc_is_counted(tmp_path, garbage):
+    records = [wet_record(i) for i in range(4)]
+    path = tmp_path / "p.warc"
+    path.write_bytes(records[0] + records[1] + garbage + records[2] + records[3])
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == [f"https://example.org/{i}" for i in range(4)]
+    assert sum(source.skipped.values()) == 1
