@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import stat
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from chatforge.data.sources import TabularSource, WarcSource
+from chatforge.runs import atomic_path, atomic_write_bytes
 from chatforge.tokenizer.bpe import iter_text_files, train_bpe
 
 
@@ -118,3 +121,19 @@ def test_garbage_inside_a_plain_warc_is_counted(tmp_path, garbage):
     source = WarcSource(str(path), kind="wet")
     assert urls(source) == [f"https://example.org/{i}" for i in range(4)]
     assert sum(source.skipped.values()) == 1
+
+
+# ---------------------------------------------------------------- file modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"y")
+    finally:
+        os.umask(old)
+    for name in ("a.bin", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
