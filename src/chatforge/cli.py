@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from chatforge import cli_checks
+from chatforge.cli_checks import positive
 from chatforge.config import load_config
 from chatforge.errors import ChatforgeError
 
@@ -108,7 +110,7 @@ def pretrain(
 def tokenizer_train(
     files: Annotated[list[Path], typer.Argument(help="text files to train on")],
     out: Annotated[Path, typer.Option(help="output directory for tokenizer.json")],
-    vocab_size: Annotated[int, typer.Option(help="target vocabulary size")] = 4096,
+    vocab_size: Annotated[int, typer.Option(help="target vocabulary size", max=1 << 24)] = 4096,
     min_frequency: Annotated[int, typer.Option(help="merge only pairs seen this often")] = 2,
     max_chars: Annotated[int, typer.Option(help="train on at most this many characters (0 = all)")] = 0,
 ) -> None:
@@ -149,15 +151,15 @@ def tokenizer_encode(
 @app.command()
 def cost(
     run_dir: Annotated[Path | None, typer.Argument(help="run directory: what its stages cost")] = None,
-    params: Annotated[float | None, typer.Option(help="parameters, e.g. 7e9")] = None,
-    tokens: Annotated[float | None, typer.Option(help="training tokens (default 20 x params)")] = None,
+    params: Annotated[float | None, typer.Option(help="parameters, e.g. 7e9", callback=positive())] = None,
+    tokens: Annotated[float | None, typer.Option(help="training tokens (default 20 x params)", callback=positive())] = None,
     gpu: Annotated[str | None, typer.Option(help="a100 h100 h800 h200 b200 mi300x v100 tpu-v4 cpu")] = None,
-    gpus: Annotated[int | None, typer.Option(help="number of devices (default: enough for ~90 days)")] = None,
-    mfu: Annotated[float | None, typer.Option(help="model FLOPs utilisation, 0-1")] = None,
+    gpus: Annotated[int | None, typer.Option(help="number of devices (default: enough for ~90 days)", min=1)] = None,
+    mfu: Annotated[float | None, typer.Option(help="model FLOPs utilisation, 0-1", callback=positive(1))] = None,
     price: Annotated[float | None, typer.Option(help="USD per device-hour")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="gpt3-175b, llama2-70b, llama3.1-405b, deepseek-v3, chinchilla-70b, gpt4, or a chatforge preset (cpu, smoke, d12, d20)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override an assumption: name=value")] = None,
-    scale_params: Annotated[float | None, typer.Option(help="with RUN_DIR: the same recipe at this many parameters")] = None,
+    scale_params: Annotated[float | None, typer.Option(help="with RUN_DIR: the same recipe at this many parameters", callback=positive())] = None,
     gantt_png: Annotated[Path | None, typer.Option(help="write the timeline as a PNG Gantt chart")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -225,10 +227,10 @@ def chat(
     prompt: Annotated[str | None, typer.Option(help="answer this one message on stdout and exit")] = None,
     system: Annotated[str, typer.Option(help="system prompt")] = "",
     stage: Annotated[str | None, typer.Option(help="checkpoint to load (default: newest of rlhf, sft, pretrain)")] = None,
-    temperature: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)")] = 0.7,
-    top_k: Annotated[int, typer.Option(help="sample among the k likeliest tokens (0 = all)")] = 50,
-    top_p: Annotated[float, typer.Option(help="nucleus sampling mass")] = 0.95,
-    max_tokens: Annotated[int, typer.Option(help="longest reply, in tokens")] = 256,
+    temperature: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)", min=0, max=100)] = 0.7,
+    top_k: Annotated[int, typer.Option(help="sample among the k likeliest tokens (0 = all)", min=0)] = 50,
+    top_p: Annotated[float, typer.Option(help="nucleus sampling mass, 0 < p <= 1", callback=positive(1))] = 0.95,
+    max_tokens: Annotated[int, typer.Option(help="longest reply, in tokens", min=1, max=1 << 20)] = 256,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     device: Annotated[str, typer.Option(help="cpu | cuda | mps | auto")] = "cpu",
 ) -> None:
@@ -283,15 +285,24 @@ def data(
     typer.echo(json.dumps(summary, default=float))
 
 
-def main() -> None:
-    """Console entry point: one-line errors with exit code 2 unless --debug."""
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: one-line errors with exit code 2 unless --debug.
+
+    Numeric options are bounded and finite (`cli_checks`); a bad one is a one-line usage
+    error naming it, raised before the command starts any work."""
     try:
-        app()
+        sys.exit(cli_checks.invoke(cli_checks.command_of(app), args))
+    except cli_checks.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.ctx.get_help())
+        else:
+            err.print(f"[red]error:[/red] {cli_checks.one_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except ChatforgeError as exc:
         if _DEBUG["on"]:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
