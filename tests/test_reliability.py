@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import stat
 
@@ -11,7 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from chatforge import cli, cost
+from chatforge.cost.hardware import DEVICES
 from chatforge.data.sources import TabularSource, WarcSource
+from chatforge.errors import ConfigError
 from chatforge.runs import atomic_path, atomic_write_bytes
 from chatforge.tokenizer.bpe import iter_text_files, train_bpe
 
@@ -137,3 +141,65 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
         os.umask(old)
     for name in ("a.bin", "b.bin"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+# ---------------------------------------------------------------- cost
+
+
+def _cpu_run(root):
+    """A run directory as `chatforge run` leaves it on a CPU: manifests naming the CPU model."""
+    (root / "manifests").mkdir(parents=True)
+    for i, stage in enumerate(("data", "tokenizer", "pretrain")):
+        manifest = {"stage": stage, "status": "complete", "wall_s": 60.0 * (i + 1), "started": i,
+                    "device": "cpu", "device_name": "Intel(R) Xeon(R) Processor", "n_devices": 1,
+                    "metrics": {"tokens": 2e6, "params": 1e6} if stage == "pretrain" else {}}
+        (root / "manifests" / f"{stage}.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_a_cpu_run_is_costed_as_cpu_hours(tmp_path):
+    rc = cost.measure_run(_cpu_run(tmp_path / "run"), overrides={"cpu_cores": 2},
+                          scale_params=1e9)
+    assert [s.device for s in rc.stages] == ["cpu"] * 3
+    assert rc.total("device_hours") == pytest.approx(360 * 2 / 3600)
+    assert rc.total("usd") == pytest.approx(0.2 * DEVICES["cpu"].usd_per_hour)
+    assert any("Intel(R) Xeon(R) Processor" in n and "cores" in n for n in rc.notes)
+    assert rc.scaled is not None and rc.scaled.tokens == pytest.approx(2e9)
+
+
+def test_chatforge_cost_run_dir_works_after_a_cpu_run(tmp_path, capsys):
+    root = _cpu_run(tmp_path / "run")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["cost", str(root), "--json"])
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["stages"][0]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--params", "1e9", "--set", "pue=-1"],
+        ["--params", "1e9", "--set", "pue=nan"],
+        ["--params", "1e9", "--set", "electricity_usd_per_kwh=-0.1"],
+        ["--params", "1e9", "--set", "tokens_per_param=inf"],
+        ["--params", "1e9", "--price", "-1"],
+        ["--params", "1e9", "--price", "nan", "--json"],
+        ["--params", "1e300"],
+        ["--params", "inf"],
+    ],
+)
+def test_cost_rejects_values_that_would_print_nonsense(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["cost", *args])
+    out = capsys.readouterr()
+    assert exit_info.value.code == 2 and out.out == ""
+    assert len(out.err.strip().splitlines()) == 1
+
+
+def test_cost_api_rejects_nan_and_negative_assumptions():
+    with pytest.raises(ConfigError, match="params"):
+        cost.estimate(math.nan)
+    with pytest.raises(ConfigError, match="pue"):
+        cost.estimate(1e9, overrides={"pue": -1.0})
+    with pytest.raises(ConfigError, match="price"):
+        cost.estimate(1e9, price=-2.0)

@@ -217,6 +217,22 @@ class Estimate:
         }
 
 
+# No assumption is negative (a count, a price, a power, a fraction) and none is near float's
+# range: 1e18 is above any real parameter or token count, and the FLOPs product stays finite.
+MAX_VALUE = 1e18
+# Where a physical bound is stricter than >= 0: a facility cannot use less power than its IT.
+_MIN_VALUE = {"pue": 1.0}
+
+
+def check_value(name: str, value: float) -> float:
+    """`value`, or a ConfigError naming the assumption when it is NaN, infinite or out of range
+    (a negative price or PUE would print negative dollars and energy)."""
+    low = _MIN_VALUE.get(name, 0.0)
+    if not (math.isfinite(value) and low <= value <= MAX_VALUE):
+        raise ConfigError(f"cost: {name}={value:g} must be a finite number in [{low:g}, {MAX_VALUE:g}]")
+    return value
+
+
 def check_names(overrides: dict[str, float], known: set[str]) -> None:
     """Reject an override that names no assumption, suggesting the nearest name."""
     for name in sorted(set(overrides) - known):
@@ -281,10 +297,10 @@ def estimate(
         elif key in explicit:
             shape_src = sources.get("shape", given) if key in SHAPE_KEYS else given
             value, source = explicit[key], sources.get(key, shape_src)
-        a[key] = _a(value, unit, source)
+        a[key] = _a(check_value(key, float(value)), unit, source)
         return a[key].value
 
-    if params <= 0:
+    if not params > 0:  # NaN included
         raise ConfigError(f"cost: params={params:g} must be positive")
     n_total = put("params", params, "parameters", sources.get("params", given))
     n_active = put("active_params", n_total, "parameters per token", "dense: all parameters")

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from chatforge.config import CostConfig, load_config
-from chatforge.cost.estimate import DEFAULTS, Assumption, Estimate, check_names, estimate
+from chatforge.cost.estimate import (
+    DEFAULTS,
+    Assumption,
+    Estimate,
+    check_names,
+    check_value,
+    estimate,
+)
 from chatforge.cost.hardware import Device, get_device
 from chatforge.cost.presets import count_params
 from chatforge.errors import InputError, RunDirError
@@ -133,7 +140,7 @@ def measure_run(
     def put(key: str, value: float, unit: str, source: str) -> float:
         if key in over:
             value, source = over[key], "override"
-        a[key] = Assumption(float(value), unit, source)
+        a[key] = Assumption(check_value(key, float(value)), unit, source)
         return a[key].value
 
     cores = put("cpu_cores", os.cpu_count() or 1, "cores",
@@ -145,18 +152,25 @@ def measure_run(
     fallback_gpu = gpu or (cost_cfg.gpu if cost_cfg.gpu != "cpu" else None)
 
     stages, seen = [], set()
+    notes: list[str] = []
+    cpu_labels: set[str] = set()
     # Pipeline order: by start time, not file name.
     manifests = sorted(((p, _read_json(p)) for p in paths), key=lambda pm: pm[1].get("started", 0))
     for path, m in manifests:
         if "wall_s" not in m:
             raise InputError(f"{path}: manifest without 'wall_s'")
         name = str(m.get("stage", path.stem))
-        label = str(m.get("device_name") or m.get("device", "cpu"))
+        kind = str(m.get("device", ""))  # the torch device type: "cpu", "cuda", "cuda:0"
+        label = str(m.get("device_name") or kind or "cpu")  # the model: "Intel(R) Xeon(R) ..."
         n = int(m.get("n_devices", 1))
         wall = float(m["wall_s"])
-        if label.startswith("cpu"):
+        if kind.startswith("cpu") or (not kind and label.lower().startswith("cpu")):
             dev = get_device("cpu")
             hours = wall * cores / 3600
+            if label not in cpu_labels:
+                cpu_labels.add(label)
+                notes.append(f"CPU stages ran on {label}: costed as {cores:g} busy cores at the "
+                             "table's per-core price and power, not as a GPU")
         else:
             dev = _accelerator(label, fallback_gpu, path)
             hours = float(m.get("device_hours", wall * n / 3600))
@@ -165,7 +179,7 @@ def measure_run(
             put(f"watts_{dev.key}", over.get("watts", dev.watts), "W",
                 "override" if "watts" in over else dev.source)
             unit_price, src = _price(dev, price, over, cost_cfg, sources)
-            a[f"price_{dev.key}"] = Assumption(float(unit_price), "USD/device-hour", src)
+            a[f"price_{dev.key}"] = Assumption(check_value("price", float(unit_price)), "USD/device-hour", src)
         kwh = hours * a[f"watts_{dev.key}"].value * host * pue / 1000
         stages.append(StageCost(name, str(m.get("status", "?")), wall, dev.key, n, hours, kwh,
                                 hours * a[f"price_{dev.key}"].value))
@@ -177,7 +191,6 @@ def measure_run(
     if params is None and "params" in metrics:  # no checkpoint kept: the stage's own count
         params = float(metrics["params"])
     mfu = float(metrics["mfu"]) if "mfu" in metrics else None
-    notes: list[str] = []
     scaled = None
     if scale_params:
         extra = {k: v for k, v in over.items() if k not in RUN_ONLY}
