@@ -19,7 +19,9 @@ from chatforge.eval.sandbox import SANDBOX_UIDS, ProgramResult, isolation_mode, 
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACES = isolation_mode() in ("namespaces", "userns")
-needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason=f"isolation here is {isolation_mode()!r}")
+needs_namespaces = pytest.mark.skipif(
+    not NAMESPACES, reason=f"isolation here is {isolation_mode()!r}"
+)
 # Small limits: other developers share this machine while fork bombs run.
 LIMITS = {"timeout_s": 3.0, "memory_mb": 256, "max_processes": 32}
 
@@ -84,14 +86,17 @@ def test_an_infinite_loop_times_out(code: str) -> None:
 
 
 def test_a_fork_bomb_is_held_to_the_process_limit_and_killed() -> None:
-    result = run("""
+    result = run(
+        """
         import os
         while True:
             try:
                 os.fork()
             except OSError:
                 pass
-    """, timeout_s=1.5)
+    """,
+        timeout_s=1.5,
+    )
     assert result.status in ("timeout", "error")
 
 
@@ -158,14 +163,22 @@ ESCAPES = {
 
 
 @pytest.mark.parametrize("how", ESCAPES)
-def test_writing_or_deleting_outside_the_working_directory_changes_nothing(how: str, tmp_path: Path) -> None:
+def test_writing_or_deleting_outside_the_working_directory_changes_nothing(
+    how: str, tmp_path: Path
+) -> None:
     sentinel = tmp_path / "sentinel.txt"
     sentinel.write_text("keep me")
-    targets = [tmp_path / "created.txt", REPO / f"created-{secrets.token_hex(4)}.txt", Path("/etc/chatforge-x")]
+    targets = [
+        tmp_path / "created.txt",
+        REPO / f"created-{secrets.token_hex(4)}.txt",
+        Path("/etc/chatforge-x"),
+    ]
     for target in targets:
         attack = ESCAPES[how].replace("TARGET", repr(str(target)))
         attack = attack.replace("SENTINEL", repr(str(sentinel))).replace("DIR", repr(str(tmp_path)))
-        result = run(f"import os, shutil, subprocess\ntry:\n    {attack}\nexcept Exception as e:\n    print(e)")
+        result = run(
+            f"import os, shutil, subprocess\ntry:\n    {attack}\nexcept Exception as e:\n    print(e)"
+        )
         assert result.status in ("ok", "error")
         assert not target.exists()
     assert sentinel.read_text() == "keep me"
@@ -181,7 +194,8 @@ def test_network_connections_tcp_udp_and_dns_fail() -> None:
     udp.bind(("127.0.0.1", 0))
     udp.setblocking(False)
     host_ip = socket.gethostbyname(socket.gethostname())
-    result = run(f"""
+    result = run(
+        f"""
         import socket
         for addr in [("127.0.0.1", {tcp.getsockname()[1]}), ("{host_ip}", {tcp.getsockname()[1]})]:
             try:
@@ -197,7 +211,9 @@ def test_network_connections_tcp_udp_and_dns_fail() -> None:
             print("DNS RESOLVED", socket.getaddrinfo("example.com", 80))
         except OSError as e:
             print("dns", e)
-    """, timeout_s=8.0)
+    """,
+        timeout_s=8.0,
+    )
     assert "CONNECTED" not in result.stdout and "RESOLVED" not in result.stdout, result.stdout
     with pytest.raises(BlockingIOError):
         tcp.accept()
@@ -218,11 +234,19 @@ def home_secret() -> object:
 
 
 @needs_namespaces
-def test_secrets_in_the_home_directory_and_the_project_are_out_of_reach(home_secret: tuple[Path, str]) -> None:
+def test_secrets_in_the_home_directory_and_the_project_are_out_of_reach(
+    home_secret: tuple[Path, str],
+) -> None:
     path, token = home_secret
     relative = os.path.relpath(path, "/tmp/sandbox")
-    candidates = [str(path), relative, "../" * 8 + str(path).lstrip("/"), f"~/{path.name}",
-                  str(REPO / "pyproject.toml"), str(Path(__file__).resolve())]
+    candidates = [
+        str(path),
+        relative,
+        "../" * 8 + str(path).lstrip("/"),
+        f"~/{path.name}",
+        str(REPO / "pyproject.toml"),
+        str(Path(__file__).resolve()),
+    ]
     result = run(f"""
         import os
         for p in {candidates!r}:
@@ -254,7 +278,8 @@ def test_secrets_in_the_environment_are_not_passed(monkeypatch: pytest.MonkeyPat
 def test_killing_the_parent_or_its_process_group_leaves_them_alive() -> None:
     bystander = subprocess.Popen(["sleep", "30"])
     try:
-        result = run(f"""
+        result = run(
+            f"""
             import os, signal
             for pid in [os.getppid(), {os.getpid()}, {bystander.pid}, -{os.getpgrp()}, -1]:
                 try:
@@ -262,7 +287,9 @@ def test_killing_the_parent_or_its_process_group_leaves_them_alive() -> None:
                 except OSError as e:
                     print(pid, e)
             os.killpg(os.getpgrp(), signal.SIGKILL)
-        """, bystanders=(bystander.pid,))
+        """,
+            bystanders=(bystander.pid,),
+        )
         assert result.status == "error"
         assert bystander.poll() is None
         assert run_program("print('still evaluating')", **LIMITS).stdout == "still evaluating\n"
@@ -273,14 +300,17 @@ def test_killing_the_parent_or_its_process_group_leaves_them_alive() -> None:
 
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_flooding_output_is_capped_and_killed(stream: str) -> None:
-    result = run(f"import sys\nwhile True: sys.{stream}.write('x' * 65536)", max_output_bytes=100_000)
+    result = run(
+        f"import sys\nwhile True: sys.{stream}.write('x' * 65536)", max_output_bytes=100_000
+    )
     assert result.status == "error" and "output limit" in result.reason
     assert len(getattr(result, stream)) == 100_000 and getattr(result, f"{stream}_truncated")
 
 
 def test_a_double_forked_daemon_is_killed_when_the_program_exits(tmp_path: Path) -> None:
     start = time.monotonic()
-    result = run("""
+    result = run(
+        """
         import os, time
         if os.fork() == 0:
             os.setsid()
@@ -289,7 +319,9 @@ def test_a_double_forked_daemon_is_killed_when_the_program_exits(tmp_path: Path)
                 time.sleep(60)
             os._exit(0)
         print("parent done")
-    """, timeout_s=10.0)
+    """,
+        timeout_s=10.0,
+    )
     assert result.status == "ok" and result.stdout == "parent done\n"
     assert time.monotonic() - start < 5.0
 
@@ -298,7 +330,8 @@ def test_a_double_forked_daemon_is_killed_when_the_program_exits(tmp_path: Path)
 def test_the_weak_mode_says_so_and_still_kills_a_daemon() -> None:
     result = run_program(
         "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\nprint(os.getuid())",
-        isolation="weak", **LIMITS,
+        isolation="weak",
+        **LIMITS,
     )
     assert result.isolation.startswith("weak") and "network reachable" in result.isolation
     assert result.status == "ok"

@@ -37,7 +37,19 @@ LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
 SANDBOX_UIDS = range(2_000_000_000, 2_001_000_000)
 # Top-level directories the program needs (interpreter, libraries, devices); every other
 # top-level directory (/home, /root, /work, /opt, /var, /mnt, ...) is hidden in namespace mode.
-_SYSTEM_DIRS = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc", "/sys"}
+_SYSTEM_DIRS = {
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/dev",
+    "/proc",
+    "/sys",
+}
 _WORKDIR_IN_NAMESPACE = "/tmp/sandbox"
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _KILL_GRACE_S = 2.0
@@ -140,7 +152,10 @@ class _Cgroups:
             for controller, (knob, value) in v1.items():
                 self._make(_CGROUP_ROOT / controller / name, {knob: value})
         elif "memory" in _read(_CGROUP_ROOT / "cgroup.subtree_control"):
-            self._make(_CGROUP_ROOT / name, {"memory.max": memory_bytes, "memory.swap.max": 0, "pids.max": max_pids})
+            self._make(
+                _CGROUP_ROOT / name,
+                {"memory.max": memory_bytes, "memory.swap.max": 0, "pids.max": max_pids},
+            )
 
     def _make(self, path: Path, knobs: dict[str, int]) -> None:
         try:
@@ -191,8 +206,13 @@ def run_program(
     `isolation` forces "namespaces", "userns" or "weak" (tests of the fallbacks); by default the
     strongest this machine allows. Raises ChatforgeError only when the sandbox itself cannot start.
     """
-    for name, value in (("timeout_s", timeout_s), ("memory_mb", memory_mb), ("disk_mb", disk_mb),
-                        ("max_processes", max_processes), ("max_output_bytes", max_output_bytes)):
+    for name, value in (
+        ("timeout_s", timeout_s),
+        ("memory_mb", memory_mb),
+        ("disk_mb", disk_mb),
+        ("max_processes", max_processes),
+        ("max_output_bytes", max_output_bytes),
+    ):
         if not value > 0:
             raise ConfigError(f"sandbox: {name} must be positive, got {value!r}")
     mode = isolation or isolation_mode()
@@ -201,29 +221,59 @@ def run_program(
     namespaces = mode in ("namespaces", "userns")
     uid = random.choice(SANDBOX_UIDS) if _can_drop_uid(mode) else None
     if not namespaces:
-        mode = f"{mode if ':' in mode else 'weak: forced'}; network reachable, files guarded only by " + (
-            "permissions (fresh uid)" if uid is not None else "nothing: runs as the calling user"
+        mode = (
+            f"{mode if ':' in mode else 'weak: forced'}; network reachable, files guarded only by "
+            + (
+                "permissions (fresh uid)"
+                if uid is not None
+                else "nothing: runs as the calling user"
+            )
         )
     workdir = _WORKDIR_IN_NAMESPACE if namespaces else tempfile.mkdtemp(prefix="chatforge-sandbox-")
     # tmpfs pages are charged to the cgroup too, so the cap covers memory plus both tmpfs.
-    cgroups = _Cgroups((memory_mb + 2 * disk_mb + 64) << 20, max_processes + 2) if uid is not None else None
+    cgroups = (
+        _Cgroups((memory_mb + 2 * disk_mb + 64) << 20, max_processes + 2)
+        if uid is not None
+        else None
+    )
     config = {
-        "code": code, "timeout_s": timeout_s, "memory_mb": memory_mb, "disk_mb": disk_mb,
-        "max_processes": max_processes, "uid": uid, "workdir": workdir, "python": _interpreter(),
-        "namespaces": namespaces, "drop_caps": mode == "userns",
-        "hide": _hidden_paths() if namespaces else [], "keep": _kept_paths(),
+        "code": code,
+        "timeout_s": timeout_s,
+        "memory_mb": memory_mb,
+        "disk_mb": disk_mb,
+        "max_processes": max_processes,
+        "uid": uid,
+        "workdir": workdir,
+        "python": _interpreter(),
+        "namespaces": namespaces,
+        "drop_caps": mode == "userns",
+        "hide": _hidden_paths() if namespaces else [],
+        "keep": _kept_paths(),
         "cgroups": [str(p) for p in cgroups.paths] if cgroups else [],
     }
     unshare = ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child"]
     if mode == "userns":
         unshare[1:1] = ["--user", "--map-root-user"]
     status_r, status_w = os.pipe()
-    cmd = [*(unshare if namespaces else []), _interpreter(), "-I", "-S", "-B", str(LAUNCHER), str(status_w)]
+    cmd = [
+        *(unshare if namespaces else []),
+        _interpreter(),
+        "-I",
+        "-S",
+        "-B",
+        str(LAUNCHER),
+        str(status_w),
+    ]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, cwd="/", start_new_session=True,
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+            cwd="/",
+            start_new_session=True,
             pass_fds=(status_w,),
         )
     except OSError as e:
@@ -268,7 +318,11 @@ def _collect(proc: subprocess.Popen[bytes], status_fd: int, deadline: float, cap
     """Read stdout, stderr and the launcher's status until it exits, the deadline, or the cap."""
     assert proc.stdout is not None and proc.stderr is not None
     out = _Output(bytearray(), bytearray(), bytearray())
-    buffers = {proc.stdout.fileno(): out.stdout, proc.stderr.fileno(): out.stderr, status_fd: out.status}
+    buffers = {
+        proc.stdout.fileno(): out.stdout,
+        proc.stderr.fileno(): out.stderr,
+        status_fd: out.status,
+    }
     names = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
     with selectors.DefaultSelector() as sel:
         for fd in buffers:
@@ -354,7 +408,9 @@ def _result(out: _Output, mode: str, wall_s: float, cap: int) -> ProgramResult:
     if "started" not in report and not out.timed_out:
         raise ChatforgeError(f"sandbox: the launcher failed to start: {stderr.strip()[-500:]}")
     rc = report.get("returncode")
-    returncode = rc if isinstance(rc, int) else (-signal.SIGKILL if out.timed_out or out.overflow else None)
+    returncode = (
+        rc if isinstance(rc, int) else (-signal.SIGKILL if out.timed_out or out.overflow else None)
+    )
     if out.timed_out or (rc is None and "returncode" in report):
         status, reason = "timeout", "wall-clock limit reached"
     elif out.overflow:
@@ -370,7 +426,13 @@ def _result(out: _Output, mode: str, wall_s: float, cap: int) -> ProgramResult:
     else:
         status, reason = "error", f"exit status {returncode}"
     return ProgramResult(
-        status=status, returncode=returncode, stdout=stdout, stderr=stderr, reason=reason,
-        isolation=mode, wall_s=wall_s, stdout_truncated=out.overflow == "stdout",
+        status=status,
+        returncode=returncode,
+        stdout=stdout,
+        stderr=stderr,
+        reason=reason,
+        isolation=mode,
+        wall_s=wall_s,
+        stdout_truncated=out.overflow == "stdout",
         stderr_truncated=out.overflow == "stderr",
     )

@@ -31,7 +31,13 @@ _OPTION_FLAGS = {
 }
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-_LIBC.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_LIBC.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 
 class SetupError(Exception):
@@ -42,7 +48,9 @@ def _bytes(text: "str | None") -> "bytes | None":
     return None if text is None else os.fsencode(text)
 
 
-def _mount(source: "str | None", target: str, fstype: "str | None", flags: int, data: "str | None" = None) -> None:
+def _mount(
+    source: "str | None", target: str, fstype: "str | None", flags: int, data: "str | None" = None
+) -> None:
     if _LIBC.mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
@@ -196,6 +204,7 @@ def kill_descendants() -> None:
 
 def supervise(cfg: dict, child: int) -> "int | None":
     """Reap every process (orphans come to us as PID 1 or subreaper) until the program exits."""
+
     def on_timeout(signum: int, frame: object) -> None:
         raise TimeoutError
 
