@@ -223,6 +223,19 @@ def test_network_connections_tcp_udp_and_dns_fail() -> None:
     udp.close()
 
 
+@needs_namespaces
+def test_loopback_inside_the_sandbox_works_for_the_program_itself() -> None:
+    result = run("""
+        import socket
+        server = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(server.getsockname(), timeout=2)
+        conn, _ = server.accept()
+        client.sendall(b"ping")
+        print(conn.recv(4).decode())
+    """)
+    assert result.status == "ok" and result.stdout == "ping\n"
+
+
 @pytest.fixture
 def home_secret() -> object:
     """A secret file in the real home directory, removed afterwards."""

@@ -9,17 +9,21 @@ site-packages, and this file must not import chatforge (the project is hidden fr
 """
 
 import ctypes
+import fcntl
 import json
 import os
 import re
 import resource
 import signal
+import socket
+import struct
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
 # Per-mount flags a read-only bind remount must repeat, or it would clear them.
 _OPTION_FLAGS = {
     "nosuid": MS_NOSUID,
@@ -104,6 +108,14 @@ def build_filesystem(cfg: dict) -> None:
             _mount(None, target, None, flags)
         except FileNotFoundError:
             continue  # a mount point now covered by one of the tmpfs mounts above
+
+
+def loopback_up() -> None:
+    """Bring up `lo` in the new network namespace: local servers work, and it has no route out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
 def prepare_workdir(cfg: dict) -> None:
@@ -239,6 +251,7 @@ def main() -> None:
             _prctl(PR_SET_DUMPABLE, 0)
         if cfg["namespaces"]:
             build_filesystem(cfg)
+            loopback_up()
         else:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
         prepare_workdir(cfg)
