@@ -6,16 +6,21 @@ import gzip
 import json
 import math
 import os
+import shutil
 import stat
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from chatforge import cli, cost
 from chatforge.cost.hardware import DEVICES
 from chatforge.data.sources import TabularSource, WarcSource
+from chatforge.engine import SamplingParams
 from chatforge.errors import ConfigError
+from chatforge.model.checkpoint import save_model
+from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.runs import atomic_path, atomic_write_bytes
 from chatforge.tokenizer.bpe import iter_text_files, train_bpe
 
@@ -203,3 +208,67 @@ def test_cost_api_rejects_nan_and_negative_assumptions():
         cost.estimate(1e9, overrides={"pue": -1.0})
     with pytest.raises(ConfigError, match="price"):
         cost.estimate(1e9, price=-2.0)
+
+
+# ---------------------------------------------------------------- chat options
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory):
+    """A run directory with a tokenizer and a tiny random 'pre-trained' model."""
+    root = tmp_path_factory.mktemp("chat_run")
+    tok = train_bpe([f"word{i} and more words\n" for i in range(200)], vocab_size=300)
+    tok.save(root / "tokenizer")
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=32)
+    save_model(GPT(config), root / "checkpoints" / "pretrain")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--max-tokens", "0"], "--max-tokens"),
+        (["--top-p", "0"], "--top-p"),
+        (["--top-p", "2"], "--top-p"),
+        (["--top-k", "-5"], "--top-k"),
+        (["--temperature", "nan"], "--temperature"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--device", "foo"], "--device"),
+        (["--device", "cuda:0" if not torch.cuda.is_available() else "cuda:99"], "--device"),
+    ],
+)
+def test_bad_chat_options_are_one_line_errors(chat_run, extra, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["chat", str(chat_run), "--prompt", "hi", *extra])
+    out = capsys.readouterr()
+    assert exit_info.value.code == 2 and out.out == ""
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0]
+
+
+def test_good_chat_options_answer(chat_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["chat", str(chat_run), "--prompt", "hi", "--max-tokens", "3", "--top-p", "1"])
+    assert exit_info.value.code == 0
+
+
+def test_a_truncated_model_file_is_a_one_line_error(chat_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(chat_run, run)
+    weights = run / "checkpoints" / "pretrain" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["chat", str(run), "--prompt", "hi"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "model.safetensors" in err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"max_new_tokens": 0}, {"temperature": -1.0}, {"temperature": math.nan}, {"top_k": -5},
+     {"top_p": 0.0}, {"top_p": 2.0}, {"top_p": math.nan}],
+)
+def test_sampling_params_are_checked_in_one_place(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        SamplingParams(**bad)

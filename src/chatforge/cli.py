@@ -262,6 +262,11 @@ def data(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray (default: the preset's)")] = "",
     ray_address: Annotated[str, typer.Option("--ray-address", "--address", help="Ray cluster address, e.g. auto")] = "",
     workers: Annotated[int, typer.Option(help="worker processes (0 = the preset's; its 0 = all cores)")] = 0,
+    try:
+        torch_device = pick_device(device)
+    except ChatforgeError as exc:
+        raise ChatforgeError(f"--device: {exc}") from None
+    engine, tok, loaded = load_chat(run_dir, stage, str(torch_device))
     seed: Annotated[int, typer.Option(help="seed of MinHash and of the mixture's sampling (and of the built-in web)")] = 0,
     decontam: Annotated[list[Path] | None, typer.Option(help="evaluation file (jsonl/json/csv/parquet) to decontaminate against; repeatable")] = None,
     mix: Annotated[list[str] | None, typer.Option(

@@ -13,17 +13,39 @@ from pathlib import Path
 
 import torch
 
+from chatforge.errors import ConfigError
+
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """`auto` prefers CUDA, then Apple MPS, then the CPU."""
+    """`auto` prefers CUDA, then Apple MPS, then the CPU; a named device must exist here,
+    or it is a one-line ConfigError rather than a traceback at the first tensor moved."""
     if requested != "auto":
-        return torch.device(requested)
+        return _checked_device(requested)
     if torch.cuda.is_available():
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         return torch.device(f"cuda:{local_rank}")
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _checked_device(requested: str) -> torch.device:
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {requested!r}: not a device (use cpu, cuda, cuda:N, mps or auto)")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {requested!r}: no CUDA GPU is visible to this torch "
+                              f"{torch.__version__} (use cpu or auto)")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {requested!r}: only {count} CUDA device(s) here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {requested!r}: Apple MPS is not available here (use cpu or auto)")
+    return device
 
 
 def device_name(device_type: str) -> str:

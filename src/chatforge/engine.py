@@ -15,12 +15,13 @@ pins KV-cache generation to no-cache generation and batched to one-by-one.
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from chatforge.errors import ChatforgeError
+from chatforge.errors import ChatforgeError, ConfigError
 from chatforge.model.gpt import GPT, sample_next
 from chatforge.tokenizer.bpe import Tokenizer
 
@@ -41,6 +42,19 @@ class SamplingParams:
     stop_ids: tuple[int, ...] | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False  # record log p(token) of each generated token (RLHF rollouts)
+
+    def __post_init__(self) -> None:
+        """One check for every caller (chat, server, evaluation): a bad value is a one-line
+        error naming it here, not a NaN probability or an empty reply deep in sampling."""
+        checks = (
+            ("max_new_tokens", self.max_new_tokens, self.max_new_tokens >= 1, "an integer >= 1"),
+            ("temperature", self.temperature, 0 <= self.temperature < math.inf, "a finite number >= 0"),
+            ("top_k", self.top_k, self.top_k >= 0, "an integer >= 0 (0 = all tokens)"),
+            ("top_p", self.top_p, 0 < self.top_p <= 1, "in (0, 1]"),
+        )
+        for name, value, ok, want in checks:
+            if not ok:  # NaN fails every comparison, so it lands here too
+                raise ConfigError(f"sampling: {name}={value!r} must be {want}")
 
 
 @dataclass

@@ -137,7 +137,7 @@ def interactive(session: ChatSession, stage: str, read: Callable[[str], str] = i
             elif cmd == "/temp":
                 try:
                     value = float(arg)
-                    if value < 0:
+                    if not 0 <= value < float("inf"):  # NaN fails this too
                         raise ValueError
                 except ValueError:
                     print(f"[/temp needs a number >= 0, got {arg!r}]", file=err)
