@@ -4,7 +4,8 @@ Four phases, each a parallel map or shuffle on the executor:
 1. filter: each read task (one source spec; globs become one task per file) streams its
    documents in batches through normalize, language, Gopher repetition/quality, C4 and FineWeb,
    and writes the survivors to shard files. Every document gets an order key
-   (task << 32 | position) that fixes which copy of a duplicate is kept, whatever the executor.
+   (`order_key(task, position)`, pieces of a split document next) that fixes which copy of a
+   duplicate is kept, whatever the executor.
 2. exact dedup: (key = hash of the text) rows shuffled by key, grouped, clusters closed.
 3. near dedup: MinHash band rows of the documents not already removed, shuffled and grouped
    the same way.
@@ -48,6 +49,7 @@ from chatforge.data.steps import (
     filter_steps,
     final_steps,
     nbytes,
+    order_key,
 )
 from chatforge.runs import atomic_path, atomic_write_text
 
@@ -167,7 +169,7 @@ def filter_task(item: tuple[int, str], cfg: DataConfig, work: Path, removed_dir:
 
     start = time.perf_counter()
     for position, doc in enumerate(source.iter_documents()):
-        doc = dataclasses.replace(doc, metadata={**doc.metadata, ORDER_KEY: (task << 32) | position})
+        doc = dataclasses.replace(doc, metadata={**doc.metadata, ORDER_KEY: order_key(task, position)})
         read.docs_out[doc.source] += 1
         read.bytes_out[doc.source] += nbytes(doc)
         batch.append(doc)

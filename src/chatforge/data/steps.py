@@ -23,9 +23,19 @@ from chatforge.data.decontam import ContaminationIndex
 from chatforge.data.document import Document
 from chatforge.data.normalize import clean_text
 from chatforge.data.pii import mask_pii
+from chatforge.data.split import pack, split_text
 
 LANGUAGE_KEY = "language"  # metadata key holding the detected (or the code's) language
 ORDER_KEY = "_order"  # metadata key of the global order used to pick cluster survivors
+# The low bits of an order key number the pieces of a document split for its length, so each
+# piece has its own key and pieces sort right after one another, before the next document.
+PART_BITS = 12
+MAX_PARTS = 1 << PART_BITS
+
+
+def order_key(task: int, position: int) -> int:
+    """The order key of a read task's document at `position` (its pieces add 0..MAX_PARTS-1)."""
+    return ((task << 32) | position) << PART_BITS
 
 
 def nbytes(doc: Document) -> int:
@@ -114,19 +124,46 @@ def _judge(out: StepOutput, doc: Document, reason: str | None) -> None:
 # --- step functions -------------------------------------------------------------------------
 
 
+def _pieces(doc: Document, texts: list[str]) -> list[Document]:
+    """Documents for the pieces of `doc`: its id with a part suffix, its metadata and source."""
+    order = doc.metadata.get(ORDER_KEY)
+    out = []
+    for part, text in enumerate(texts):
+        meta = {**doc.metadata, "parent_id": doc.id, "part": part, "parts": len(texts)}
+        if order is not None:
+            meta[ORDER_KEY] = order + part
+        out.append(dataclasses.replace(doc, id=f"{doc.id}#part{part:04d}", text=text, metadata=meta))
+    return out
+
+
 def normalize_step(docs: list[Document], form: str = "NFC", max_chars: int = 1_000_000) -> StepOutput:
-    """Unicode-normalise and tidy whitespace; drop empty and oversized documents."""
+    """Unicode-normalise and tidy whitespace; split documents over `max_chars` into pieces.
+
+    Pieces follow `chatforge.data.split` (books at chapters, papers at sections, the rest at
+    paragraphs, then lines). Notes count the documents split and the pieces made; a part no
+    boundary brings under the limit is removed as "too_long" (one per document that had any).
+    """
     out = StepOutput([])
     for d in docs:
-        if len(d.text) > max_chars:
-            out.removed.append((d, "too_long"))
-            continue
         text = clean_text(d.text, form)
         if not text:
             out.removed.append((d, "empty"))
             continue
-        out.notes["changed"] += text != d.text
-        out.kept.append(_with_text(d, text))
+        if len(text) <= max_chars:
+            out.notes["changed"] += text != d.text
+            out.kept.append(_with_text(d, text))
+            continue
+        texts, unsplittable = split_text(text, max_chars, d.source)
+        if len(texts) > MAX_PARTS:  # thousands of short chapters: pack them, still at chapters
+            texts = pack(texts, "\n\n", max_chars)
+        if len(texts) > MAX_PARTS:  # more pieces than order keys can number
+            texts, unsplittable = [], [text]
+        if unsplittable:
+            out.removed.append((_with_text(d, "\n".join(unsplittable)), "too_long"))
+        if texts:
+            out.notes["split_documents"] += 1
+            out.notes["pieces"] += len(texts)
+            out.kept += _pieces(d, texts)
     return out
 
 
