@@ -18,11 +18,11 @@ from chatforge import cli, cost
 from chatforge.cost.hardware import DEVICES
 from chatforge.data.sources import TabularSource, WarcSource
 from chatforge.engine import SamplingParams
-from chatforge.errors import ConfigError
+from chatforge.errors import ConfigError, InputError
 from chatforge.model.checkpoint import save_model
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.runs import atomic_path, atomic_write_bytes
-from chatforge.tokenizer.bpe import iter_text_files, train_bpe
+from chatforge.tokenizer.bpe import iter_text_files, load_tokenizer, train_bpe
 
 
 def wet_record(i: int) -> bytes:
@@ -272,3 +272,25 @@ def test_a_truncated_model_file_is_a_one_line_error(chat_run, tmp_path, capsys):
 def test_sampling_params_are_checked_in_one_place(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         SamplingParams(**bad)
+
+
+# ---------------------------------------------------------------- tokenizer encode
+
+
+def test_encode_rejects_text_that_is_not_utf8(tmp_path, capsys):
+    tok = train_bpe([f"word{i} text\n" for i in range(100)], vocab_size=280)
+    tok.save(tmp_path / "tok")
+    bad = b"ok \xff".decode("utf-8", "surrogateescape")  # what the shell hands typer for $'\xff'
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["tokenizer", "encode", bad, "--tokenizer", str(tmp_path / "tok")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "0xff" in err
+
+
+def test_an_empty_tiktoken_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "e.tiktoken").write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        load_tokenizer(tmp_path / "e.tiktoken")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["tokenizer", "encode", "hi", "--tokenizer", str(tmp_path / "e.tiktoken")])
+    assert exit_info.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -156,6 +156,12 @@ def cost(
     gpu: Annotated[str | None, typer.Option(help="a100 h100 h800 h200 b200 mi300x v100 tpu-v4 cpu")] = None,
     gpus: Annotated[int | None, typer.Option(help="number of devices (default: enough for ~90 days)", min=1)] = None,
     mfu: Annotated[float | None, typer.Option(help="model FLOPs utilisation, 0-1", callback=positive(1))] = None,
+    try:  # the shell's bytes reach us surrogate-escaped when they are not UTF-8
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise ChatforgeError(f"TEXT: not UTF-8 ({what} at character {exc.start})") from None
     price: Annotated[float | None, typer.Option(help="USD per device-hour")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="gpt3-175b, llama2-70b, llama3.1-405b, deepseek-v3, chinchilla-70b, gpt4, or a chatforge preset (cpu, smoke, d12, d20)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override an assumption: name=value")] = None,

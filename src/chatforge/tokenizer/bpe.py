@@ -244,6 +244,8 @@ class TiktokenTokenizer(Tokenizer):
         return path
 
 
+    if not ranks:
+        raise InputError(f"{path}: empty tiktoken file (no 'base64 rank' lines)")
 def _read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
     """Parse `base64(token) rank` lines, as tiktoken's own loader does, without its URL cache."""
     try:
