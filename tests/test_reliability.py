@@ -294,3 +294,43 @@ def test_an_empty_tiktoken_file_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["tokenizer", "encode", "hi", "--tokenizer", str(tmp_path / "e.tiktoken")])
     assert exit_info.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- data command
+
+
+GOOD_TEXT = ("The river runs through the old town and past the mill, where the farmers bring their "
+             "grain every autumn to be ground into flour for the long winter months ahead.")
+
+
+def run_data_cli(tmp_path, capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["data", "--out", str(tmp_path / "out"), "--workers", "1", *args])
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def test_data_warns_in_one_line_about_skipped_records(tmp_path, capsys):
+    path = tmp_path / "some.jsonl"
+    path.write_text(json.dumps({"text": GOOD_TEXT}) + '\n{"text": "bad \\ud800"}\nnot json\n')
+    code, out, err = run_data_cli(tmp_path, capsys, "-s", f"jsonl:{path}")
+    assert code == 0 and json.loads(out)["total"]["read"]["docs"] == 1
+    (line,) = [e for e in err.splitlines() if "skipped" in e]
+    assert "2 unreadable records" in line and "lone_surrogate" in line and "bad_json" in line
+
+
+@pytest.mark.parametrize("content", ["", '{"text": "bad \\ud800"}\nnot json\n'])
+def test_data_on_an_empty_or_all_bad_input_fails(tmp_path, capsys, content):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    code, out, err = run_data_cli(tmp_path, capsys, "-s", f"jsonl:{path}")
+    errors = [e for e in err.splitlines() if e.startswith("error:")]  # after the progress lines
+    assert code == 2 and out == "" and len(errors) == 1 and "no record could be read" in errors[0]
+
+
+def test_data_mix_for_a_source_not_given_is_an_error(tmp_path, capsys):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"text": GOOD_TEXT}) + "\n")
+    code, _, err = run_data_cli(tmp_path, capsys, "-s", f"jsonl:{path}", "--mix", "wiki=2")
+    assert code == 2 and "'wiki' is not among the inputs" in err
+    assert not (tmp_path / "out").exists()

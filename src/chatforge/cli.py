@@ -313,6 +313,8 @@ def main(args: list[str] | None = None) -> None:
         if _DEBUG["on"]:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    if summary["skipped"]:
+        err.print(f"[yellow]warning:[/yellow] {summary['skipped']}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         err.print("[yellow]interrupted[/yellow]")

@@ -91,6 +91,15 @@ def mixture_step(docs: list[Document], weights: dict[str, float], seed: int) -> 
 
 def mixture_steps(cfg: DataConfig, seed: int) -> list[Step]:
     """The final "mixture" step when `data.mixture` is set, else none (the output is the cleaning's)."""
+
+
+def check_mixture_sources(weights: dict[str, float], kinds: set[str]) -> None:
+    """A weight for a source that is not among the inputs is a mistake, not a no-op: reject it."""
+    for source in sorted(set(weights) - kinds):
+        raise ConfigError(
+            f"--mix / data.mixture: source {source!r} is not among the inputs "
+            f"(they hold: {', '.join(sorted(kinds)) or 'nothing'})"
+        )
     if not cfg.mixture:
         return []
     return [Step("mixture", mixture_step, {"weights": parse_mixture(cfg.mixture), "seed": seed})]

@@ -19,7 +19,10 @@ import pyarrow.parquet as pq
 from chatforge.config import Config
 from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
+from chatforge.data.mixture import check_mixture_sources, parse_mixture
 from chatforge.data.pipeline import run_data
+from chatforge.data.sources import open_source
+from chatforge.errors import InputError
 from chatforge.pipeline import StageResult
 from chatforge.runs import MetricsWriter, RunDir, atomic_write_json
 
@@ -116,6 +119,17 @@ def run(cfg: Config, run: RunDir) -> StageResult:
     )
 
 
+def skipped_line(skipped: dict[str, dict[str, int]]) -> str:
+    """One line for the console: what the readers skipped, by source and reason ("" if none)."""
+    parts = [
+        f"{kind}: " + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items(), key=lambda r: -r[1]))
+        for kind, reasons in sorted(skipped.items())
+        if reasons
+    ]
+    total = sum(n for reasons in skipped.values() for n in reasons.values())
+    return f"skipped {total} unreadable records ({'; '.join(parts)}; see funnel.json)" if total else ""
+
+
 def clean(
     cfg: Config, sources: list[str], out: Path, seed: int, decontam: list[Path],
 ) -> dict[str, Any]:
@@ -126,10 +140,16 @@ def clean(
         web = build_web(out / "raw", world, seed=seed, n_pages=cfg.data.web_pages)
         sources, labels = web.sources, web.labels
         decontam = [*decontam, *web.eval_sets]
+    check_mixture_sources(parse_mixture(cfg.data.mixture), {open_source(s).kind for s in sources})
     funnel = run_data(sources, out, cfg.data, seed=seed, decontam_sets=decontam)
+    skipped = skipped_line(funnel["skipped"])
+    if funnel["total"]["read"]["docs"] == 0:
+        raise InputError(f"{', '.join(sources)}: no record could be read; "
+                         + (skipped or "the inputs are empty"))
     summary: dict[str, Any] = {
         "out": str(out), "files": len(funnel["files"]), "total": funnel["total"],
         "retention": funnel["retention"], "contaminated_items": len(funnel["contaminated_items"]),
+        "skipped": skipped,
     }
     if labels is not None:
         scores = score_labels(out, labels)
