@@ -3,8 +3,9 @@
 Pages: ../shared/data/raw-html plus every HTML response in ../shared/data/web-warc. Each
 extractor runs in its own fresh process over the same pages, several rounds, so its peak
 memory (max RSS) and speed are its own. Also reported: how far the two agree (word-level F1
-of their outputs per page) and lingua's documents/s and accuracy on the lingua test sentences,
-over all 75 languages and over the 8 target languages only; each reader's documents/s on the
+of their outputs per page) and language ID's documents/s and accuracy on the lingua test
+sentences (chatforge's combined detector; bench/bench_langid.py compares each detector alone),
+over all languages and over the 8 target languages only; each reader's documents/s on the
 shared samples; and the WARC reader's traced peak memory at 1x and 4x input (flat: it streams).
 
     python bench/bench_extract.py            # full run (the lead's quiet-machine figures)
