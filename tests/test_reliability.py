@@ -334,3 +334,25 @@ def test_data_mix_for_a_source_not_given_is_an_error(tmp_path, capsys):
     code, _, err = run_data_cli(tmp_path, capsys, "-s", f"jsonl:{path}", "--mix", "wiki=2")
     assert code == 2 and "'wiki' is not among the inputs" in err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- found by the fuzz pass
+
+
+def test_a_json_list_cut_after_an_element_is_counted(tmp_path):
+    path = tmp_path / "cut.json"
+    path.write_text('[{"text": "one"}, {"text": "two"},')
+    source = TabularSource(str(path))
+    assert [d.text for d in source] == ["one", "two"]
+    assert source.skipped == {"truncated": 1}
+
+
+@pytest.mark.parametrize("damage", [b"WARC-T\x00ype: conversion", b"WARC-Type:\x00 conversion"])
+def test_a_control_character_in_a_warc_header_counts_the_record(tmp_path, damage):
+    records = [wet_record(i) for i in range(3)]
+    records[1] = records[1].replace(b"WARC-Type: conversion", damage)
+    path = tmp_path / "h.warc"
+    path.write_bytes(b"".join(records))
+    source = WarcSource(str(path), kind="wet")
+    assert urls(source) == ["https://example.org/0", "https://example.org/2"]
+    assert source.skipped == {"bad_warc_header": 1}

@@ -65,6 +65,10 @@ class _ElementTooLarge(ValueError):
     """A JSON-list element longer than the reader's byte cap."""
 
 
+class _ArrayTruncated(ValueError):
+    """The stream ended before the JSON list's closing bracket."""
+
+
 class _JsonArrayReader:
     """Elements of a top-level JSON array, decoded one by one from a byte stream."""
 
@@ -116,8 +120,10 @@ class _JsonArrayReader:
         index = 0
         while True:
             char = self._skip(",")
-            if char in ("]", ""):
+            if char == "]":
                 return
+            if char == "":
+                raise _ArrayTruncated
             while True:
                 try:
                     value, end = self.decoder.raw_decode(self.buf, self.pos)
@@ -216,6 +222,8 @@ class TabularSource(Source):
             self.skipped["invalid_utf8"] += 1
         except _ElementTooLarge:
             self.skipped["too_large"] += 1
+        except _ArrayTruncated:
+            self.skipped["truncated"] += 1
         except ValueError:
             self.skipped["bad_json"] += 1
 

@@ -197,7 +197,8 @@ class _Framer:
             if not line.strip():
                 return b"".join(lines), fields
             name, sep, value = line.decode("utf-8", "replace").partition(":")
-            if not sep or not name.strip() or fields is None:
+            damaged = _CONTROL.search(line.rstrip(b"\r\n")) is not None
+            if not sep or not name.strip() or damaged or fields is None:
                 fields = None  # keep reading to the blank line so the block is skipped whole
                 continue
             fields[name.strip().lower()] = value.strip()
@@ -205,6 +206,8 @@ class _Framer:
 
 # A record start inside a block: a blank line, then a WARC version line and a WARC- field.
 _NEXT_RECORD = re.compile(rb"(?P<gap>\r?\n\r?\n)WARC/1\.[01]\r?\nWARC-")
+# No header line holds a control character (tab aside): one there is damage, not a value.
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HEADER_FIELD = re.compile(rb"(WARC-[A-Za-z-]+|Content-Length|Content-Type): ")
 
 
@@ -288,12 +291,15 @@ class WarcSource(Source):
         for path in self.files:
             for record in _iter_records(path, self.skipped, self.max_bytes):
                 warc_type = record.fields.get("warc-type", "")
+                if not warc_type:  # mandatory in every record: its header is damaged
+                    self.skipped["bad_warc_header"] += 1
+                    continue
                 if warc_type == "response":
                     doc = self._response(path, record)
                 elif warc_type == "conversion":
                     doc = self._conversion(path, record)
                 else:
-                    self.record_types[warc_type or "unknown"] += 1
+                    self.record_types[warc_type] += 1
                     continue
                 if doc is not None:
                     yield doc
@@ -387,6 +393,9 @@ class WatSource(Source):
     def _iter(self) -> Iterator[Document]:
         for path in self.files:
             for record in _iter_records(path, self.skipped, self.max_bytes):
+                if "warc-type" not in record.fields:  # mandatory: its header is damaged
+                    self.skipped["bad_warc_header"] += 1
+                    continue
                 if record.fields.get("warc-type") != "metadata" or "json" not in record.fields.get(
                     "content-type", ""
                 ):
