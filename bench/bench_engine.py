@@ -76,7 +76,7 @@ def main() -> None:
         args.new_tokens, args.repeats = 32, 1
     torch.manual_seed(0)
     if args.run_dir:
-        model = load_model(find_checkpoint(args.run_dir))
+        model = load_model(find_checkpoint(args.run_dir)[0])
     else:
         # The cpu preset's shape (depth 4, width 256, 4096 tokens) with room for 256 new tokens.
         model = GPT(GPTConfig(vocab_size=4096, n_layer=4, n_embd=256, n_head=4, n_kv_head=4,

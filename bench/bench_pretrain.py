@@ -26,18 +26,18 @@ NANOGPT_README_NATS = 1.8857  # nanoGPT CPU recipe val loss, measured on this 2-
 
 NANOGPT_CPU_RECIPE = [
     "tokenizer.vocab_size=269", "model.depth=4", "model.width=128", "model.head_dim=32",
-    "model.seq_len=64", "model.mlp=relu2", "model.qk_norm=false", "pretrain.batch_size=12",
-    "pretrain.lr=1e-3", "pretrain.schedule=cosine", "pretrain.warmup_frac=0.05",
-    "pretrain.min_lr_ratio=0.1", "pretrain.beta2=0.99", "pretrain.weight_decay=0.1",
-    "pretrain.optimizer=adamw", "pretrain.time_budget=0", "pretrain.eval_every=100000",
-    "pretrain.checkpoint_every=100000",
+    "model.seq_len=64", "model.mlp=relu2", "model.qk_norm=false", "pretrain.train.batch_size=12",
+    "pretrain.train.lr=1e-3", "pretrain.train.schedule=cosine", "pretrain.train.warmup_frac=0.05",
+    "pretrain.train.min_lr_ratio=0.1", "pretrain.train.beta2=0.99", "pretrain.train.weight_decay=0.1",
+    "pretrain.train.optimizer=adamw", "pretrain.train.time_budget=0", "pretrain.train.eval_every=100000",
+    "pretrain.train.checkpoint_every=100000",
 ]
 
 
 # The candidate: the default preset with a vocabulary sized for a 1 MB file and the learning
 # rates that won short sweeps at equal steps (Muon matrix lr 0.02 -> 0.04: 2.251 -> 2.244 bpb;
 # AdamW lr 3e-3 -> 6e-3: 2.241; vocab 1024: 2.278, 4096: 2.238 but 13% slower per step).
-CANDIDATE = ["tokenizer.vocab_size=2048", "pretrain.matrix_lr=0.04", "pretrain.lr=6e-3"]
+CANDIDATE = ["tokenizer.vocab_size=2048", "pretrain.train.matrix_lr=0.04", "pretrain.train.lr=6e-3"]
 
 
 def pretrain(out: Path, args: list[str]) -> dict:
@@ -64,7 +64,7 @@ def main() -> None:
         if not args.skip_reference:
             reference = pretrain(Path(tmp) / "ref", ["--max-steps", str(ref_steps), *NANOGPT_CPU_RECIPE])
         ours = pretrain(Path(tmp) / "ours", ["--time-budget", str(budget), "--max-steps", "1000000",
-                                            "pretrain.eval_every=100000", *CANDIDATE, *args.overrides])
+                                            "pretrain.train.eval_every=100000", *CANDIDATE, *args.overrides])
     readme_bpb = NANOGPT_README_NATS / math.log(2)
     result = {
         "budget_s": budget,

@@ -3,7 +3,7 @@
 MFU = achieved FLOP/s / peak, with FLOPs per token = 6 N + 12 L H hd T (PaLM appendix B).
 The peak is measured here, interleaved with the training repeats, so both see the same machine
 state; spread over repeats is reported (modded-nanogpt's rule: no figure without its spread).
-Steps run as the training loop runs them: compiled when the preset says `pretrain.compile`
+Steps run as the training loop runs them: compiled when the preset says `pretrain.train.compile`
 (compile time reported apart), the same optimizers, clipping, fused loss and allocator setting.
 
     python bench/bench_throughput.py [--preset cpu] [--repeats 10] [--steps 20]   # ~2.5 min
@@ -33,9 +33,9 @@ class Stepper:
     def __init__(self, model: GPT, cfg):
         keep_cpu_memory_mapped()  # as the training loop does on a CPU
         self.model, self.cfg = model, cfg
-        self.forward = torch.compile(model) if cfg.pretrain.compile else model
+        self.forward = torch.compile(model) if cfg.pretrain.train.compile else model
         self.optimizers = build_optimizers(model, cfg.pretrain)
-        b, t = cfg.pretrain.batch_size, model.cfg.seq_len
+        b, t = cfg.pretrain.train.batch_size, model.cfg.seq_len
         self.x = torch.randint(0, model.cfg.vocab_size, (b, t + 1), generator=torch.Generator().manual_seed(0))
         t0 = time.perf_counter()
         for _ in range(2):  # warm-up: compilation, allocator and kernel selection
@@ -43,9 +43,9 @@ class Stepper:
         self.warmup_s = time.perf_counter() - t0
 
     def step(self) -> None:
-        for _ in range(self.cfg.pretrain.grad_accum):
+        for _ in range(self.cfg.pretrain.train.grad_accum):
             self.forward(self.x[:, :-1], targets=self.x[:, 1:]).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.pretrain.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.pretrain.train.grad_clip)
         for o in self.optimizers:
             o.step()
             o.zero_grad(set_to_none=True)
@@ -54,7 +54,7 @@ class Stepper:
         t0 = time.perf_counter()
         for _ in range(steps):
             self.step()
-        return steps * self.cfg.pretrain.grad_accum * self.x[:, 1:].numel() / (time.perf_counter() - t0)
+        return steps * self.cfg.pretrain.train.grad_accum * self.x[:, 1:].numel() / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -83,9 +83,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "params": model.num_params(),
         "flops_per_token": fpt,
-        "batch_tokens": cfg.pretrain.batch_size * cfg.model.seq_len,
-        "optimizer": cfg.pretrain.optimizer,
-        "compile": cfg.pretrain.compile,
+        "batch_tokens": cfg.pretrain.train.batch_size * cfg.model.seq_len,
+        "optimizer": cfg.pretrain.train.optimizer,
+        "compile": cfg.pretrain.train.compile,
         "warmup_s": stepper.warmup_s,
         "matmul_peak_gflops": [p / 1e9 for p in peaks],
         "tokens_per_s": tps,
@@ -101,7 +101,7 @@ def main() -> None:
           f"{statistics.mean(tps):,.0f} ± {statistics.pstdev(tps):,.0f} tokens/s, "
           f"peak {statistics.mean(peaks) / 1e9:.0f} GFLOP/s, "
           f"MFU {result['mfu_mean']:.1%} ± {result['mfu_stdev']:.1%} (target 60%); "
-          f"warm-up{' incl. compile' if cfg.pretrain.compile else ''} {stepper.warmup_s:.1f} s")
+          f"warm-up{' incl. compile' if cfg.pretrain.train.compile else ''} {stepper.warmup_s:.1f} s")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -19,15 +21,15 @@ def test_every_preset_loads():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("smoke", ["model.depth=3", "pretrain.lr=2e-3", "model.qk_norm=false",
-                                "data.languages=en,tr,de", "pretrain.max_steps=1e3"])
-    assert cfg.model.depth == 3 and cfg.pretrain.lr == 2e-3 and cfg.model.qk_norm is False
-    assert cfg.data.languages == ["en", "tr", "de"] and cfg.pretrain.max_steps == 1000
+    cfg = load_config("smoke", ["model.depth=3", "pretrain.train.lr=2e-3", "model.qk_norm=false",
+                                "data.languages=en,tr,de", "pretrain.train.max_steps=1e3"])
+    assert cfg.model.depth == 3 and cfg.pretrain.train.lr == 2e-3 and cfg.model.qk_norm is False
+    assert cfg.data.languages == ["en", "tr", "de"] and cfg.pretrain.train.max_steps == 1000
 
 
 def test_smoke_extends_cpu():
     assert load_config("smoke").run.name == "smoke"
-    assert load_config("smoke").pretrain.optimizer == load_config("cpu").pretrain.optimizer
+    assert load_config("smoke").pretrain.train.optimizer == load_config("cpu").pretrain.train.optimizer
 
 
 @pytest.mark.parametrize(
@@ -37,15 +39,20 @@ def test_smoke_extends_cpu():
         ("modle.depth=3", "unknown key 'modle'"),
         ("model.depth=three", "model.depth='three' is not a valid integer"),
         ("model.qk_norm=maybe", "boolean"),
-        ("pretrain.optimizer=sgd", "choose adamw or muon"),
-        ("pretrain.lr=-1", "must be positive"),
+        ("pretrain.train.optimizer=sgd", "choose one of adamw, muon"),
+        ("pretrain.train.lr=-1", "must be greater than 0"),
+        ("pretrain.train.checkpoint_every=0", "pretrain.train.checkpoint_every=0: must be at least 1"),
+        ("sft.train.eval_every=0", "sft.train.eval_every=0: must be at least 1"),
+        ("pretrain.train.time_budget=-5", "must be at least 0"),
+        ("pretrain.train.lr=nan", "must be a finite number"),
+        ("corpus.heldout_fraction=1", "must be in [0, 1)"),
         ("model=3", "is a section"),
         ("depth", "expected key=value"),
         ("model.head_dim=48", "not a multiple"),
     ],
 )
 def test_bad_values_name_the_key(override, fragment):
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         load_config("cpu", [override])
 
 

@@ -234,11 +234,11 @@ def test_refusals_decline_without_instructions(out):
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("languages", ["fr"]), ("n_towns", 0), ("heldout_fraction", 1.5), ("stories", -1),
+    ("languages", "fr"), ("n_towns", 0), ("heldout_fraction", 1.5), ("stories", -1),
 ])
-def test_bad_corpus_settings_are_config_errors(key, value):
+def test_bad_corpus_settings_are_config_errors_at_load_time(key, value):
     with pytest.raises(ConfigError, match=f"corpus.{key}"):
-        build.generate(smoke_config(**{key: value}).corpus)
+        load_config("smoke", [f"corpus.{key}={value}"])
 
 
 def test_single_language_corpus(out):

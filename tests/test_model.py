@@ -138,3 +138,54 @@ def test_fused_loss_over_many_chunks_and_all_ignored():
     with torch.no_grad():  # evaluation: the loss alone, no gradient work
         torch.testing.assert_close(linear_cross_entropy(h, w, t), torch.nn.functional.cross_entropy(h @ w.T, t))
         assert linear_cross_entropy(h, w, torch.full((3000,), -100)).item() == 0.0
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_per_token_logprobs_equal_log_softmax_gathered(tie):
+    model = tiny(tie_embeddings=tie)
+    x = torch.randint(0, 97, (3, 20))
+    y = torch.randint(0, 97, (3, 20))
+    y[0, :5] = -100
+    logp = model(x, targets=y, reduction="none")
+    ref = torch.log_softmax(model(x), dim=-1).gather(-1, y.clamp(min=0)[..., None]).squeeze(-1)
+    ref = ref * (y != -100)
+    assert logp.shape == (3, 20)
+    assert torch.allclose(logp, ref, atol=1e-5)
+    assert torch.all(logp[0, :5] == 0)
+    # the same path agrees with the fused mean loss and carries gradients
+    mean = model(x, targets=y)
+    assert torch.allclose(-logp.sum() / (y != -100).sum(), mean, atol=1e-5)
+    model.train()
+    model(x, targets=y, reduction="none").sum().backward()
+    assert model.embed_tokens.weight.grad is not None
+
+
+def test_reward_checkpoint_round_trips_through_the_registry(tmp_path):
+    from chatforge.model.checkpoint import load_checkpoint, read_model_json
+    from chatforge.model.reward import RewardModel, ValueModel
+
+    policy = tiny(tie_embeddings=True)
+    rm = RewardModel(policy.cfg)
+    rm.init_trunk_from(policy)
+    assert torch.equal(rm.trunk.embed_tokens.weight, policy.embed_tokens.weight)
+    x = torch.randint(0, 97, (2, 12))
+    last = torch.tensor([11, 5])
+    save_model(rm, tmp_path / "rm")
+    assert read_model_json(tmp_path / "rm")["kind"] == "reward"
+    loaded = load_checkpoint(tmp_path / "rm")
+    assert type(loaded) is RewardModel
+    assert torch.equal(loaded(x, last), rm(x, last)) and loaded(x, last).shape == (2,)
+    save_model(ValueModel(policy.cfg), tmp_path / "value")
+    assert type(load_checkpoint(tmp_path / "value")) is ValueModel
+    with pytest.raises(Exception, match="not a language model"):
+        load_model(tmp_path / "rm")
+
+
+def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path):
+    from chatforge.errors import RunDirError
+
+    save_model(tiny(), tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(RunDirError, match="truncated or corrupt"):
+        load_model(tmp_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chatforge.config import load_config
+from chatforge.model.checkpoint import resolve_checkpoint
 from chatforge.pipeline import stage_keys
 from chatforge.runs import RunDir
 
@@ -43,7 +44,7 @@ def test_every_stage_completes_with_manifest_and_artifacts(smoke_run):
     assert (run_dir / "config.toml").exists()
     assert (run_dir / "tokenizer" / "tokenizer.json").exists()
     assert (run_dir / "tokens" / "index.json").exists()
-    assert (run_dir / "checkpoints" / "pretrain" / "model.safetensors").exists()
+    assert (resolve_checkpoint(run_dir / "checkpoints" / "pretrain") / "model.safetensors").exists()
     assert (run_dir / "metrics" / "pretrain.jsonl").read_text().strip()
     assert (run_dir / "samples" / "pretrain.txt").read_text().strip()
     assert summary["stages"]["pretrain"]["val_bpb"] > 0
@@ -63,11 +64,50 @@ def test_second_run_skips_everything(smoke_run):
 def test_changing_pretrain_config_reruns_only_downstream(smoke_run):
     run_dir, _, _ = smoke_run
     cfg_a = load_config("smoke")
-    cfg_b = load_config("smoke", ["pretrain.max_steps=31"])
+    cfg_b = load_config("smoke", ["pretrain.train.max_steps=31"])
     a, b = stage_keys(cfg_a), stage_keys(cfg_b)
     changed = {s for s in a if a[s] != b[s]}
     assert "pretrain" in changed and "corpus" not in changed and "tokenizer" not in changed
     tokenizer_mtime = (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns
-    summary, log = _run(run_dir, "pretrain.max_steps=31")
+    summary, log = _run(run_dir, "pretrain.train.max_steps=31")
     assert summary["stages"]["pretrain"]["steps"] == 31
     assert (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns == tokenizer_mtime
+
+
+def _run_fails(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "chatforge", "run", "--preset", "smoke", "--run-dir", str(run_dir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_editing_an_sft_data_file_reruns_sft_and_nothing_upstream(smoke_run, tmp_path):
+    run_dir, _, _ = smoke_run
+    extra = tmp_path / "extra.jsonl"
+    conv = {"messages": [{"role": "user", "content": "What is the answer?"},
+                         {"role": "assistant", "content": "Forty-two."}]}
+    extra.write_text(json.dumps(conv) + "\n")
+    _, log = _run(run_dir, f"sft.data={extra}", "--restart")
+    pretrain_ckpt = resolve_checkpoint(run_dir / "checkpoints" / "pretrain")
+    sft_before = resolve_checkpoint(run_dir / "checkpoints" / "sft")
+    extra.write_text(json.dumps(conv).replace("Forty-two", "Forty-three") + "\n")
+    refused = _run_fails(run_dir, f"sft.data={extra}")
+    assert refused.returncode == 2 and "--restart" in refused.stderr and "data" in refused.stderr
+    _, log = _run(run_dir, f"sft.data={extra}", "--restart")
+    for stage in ("corpus", "data", "tokenizer", "tokens", "pretrain"):
+        assert f"= {stage}: up to date" in log, stage
+    assert "✓ sft" in log
+    assert resolve_checkpoint(run_dir / "checkpoints" / "pretrain") == pretrain_ckpt
+    assert resolve_checkpoint(run_dir / "checkpoints" / "sft") != sft_before
+
+
+@pytest.mark.parametrize("bad", ["sft.train.eval_evry=3", "pretrain.train.checkpoint_every=0",
+                                 "corpus.n_people=0", "data.langid_threshold=2", "cost.pue=nan"])
+def test_a_bad_key_in_any_section_fails_fast_before_any_stage_runs(tmp_path, bad):
+    import time
+
+    started = time.perf_counter()
+    done = _run_fails(tmp_path / "never", bad)
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and bad.split("=")[0] in done.stderr
+    assert not (tmp_path / "never").exists()  # no stage ran
+    assert elapsed < 2.0, elapsed

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from chatforge.model.checkpoint import LATEST
+from chatforge.train.loop import SAVE_POINTS
+
 ARGS = ["--max-steps", "160", "--checkpoint-every", "8", "--preset", "smoke",
-        "tokenizer.vocab_size=320", "pretrain.batch_size=32", "pretrain.eval_every=80",
-        "pretrain.log_every=20", "run.device=cpu"]
+        "tokenizer.vocab_size=320", "pretrain.train.batch_size=32", "pretrain.train.eval_every=80",
+        "pretrain.train.log_every=20", "run.device=cpu"]
 
 
 def _text_file(path: Path) -> Path:
@@ -32,6 +35,12 @@ def _cmd(text: Path, out: Path) -> list[str]:
 
 def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def _saved_step(out: Path) -> int:
+    """The step of the save the checkpoint directory's LATEST pointer names."""
+    ckpt = out / "checkpoint"
+    return json.loads((ckpt / (ckpt / LATEST).read_text().strip() / "trainer.json").read_text())["step"]
 
 
 def _result(stdout: str) -> dict:
@@ -59,11 +68,10 @@ def test_kill_9_then_rerun_resumes_to_the_same_final_loss(uninterrupted, tmp_pat
     text, reference = uninterrupted
     out = tmp_path / "b"
     proc = subprocess.Popen(_cmd(text, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    trainer = out / "checkpoint" / "trainer.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         try:
-            if json.loads(trainer.read_text())["step"] >= 16:
+            if _saved_step(out) >= 16:
                 break
         except (OSError, ValueError, KeyError):
             pass
@@ -71,7 +79,7 @@ def test_kill_9_then_rerun_resumes_to_the_same_final_loss(uninterrupted, tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
-    killed_at = json.loads(trainer.read_text())["step"]
+    killed_at = _saved_step(out)
     assert 16 <= killed_at < 160
     again = subprocess.run(_cmd(text, out), capture_output=True, text=True, env=_env(), timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -80,6 +88,52 @@ def test_kill_9_then_rerun_resumes_to_the_same_final_loss(uninterrupted, tmp_pat
     assert resumed["steps"] == 160
     assert resumed["final_loss"] == reference["final_loss"]
     assert resumed["val_bpb"] == pytest.approx(reference["val_bpb"], abs=1e-9)
+
+
+def test_kills_at_every_file_state_of_a_save_twice_in_a_row_resume_to_the_same_loss(
+    uninterrupted, tmp_path
+):
+    """A real `chatforge pretrain` dies (as kill -9 would) after each file of a save is
+    written, twice in a row at each point; every rerun resumes, and the run ends where the
+    uninterrupted one did."""
+    text, reference = uninterrupted
+    out = tmp_path / "c"
+    steps = []
+    for point in SAVE_POINTS:
+        for _ in range(2):
+            died = subprocess.run(_cmd(text, out), capture_output=True, text=True, timeout=300,
+                                  env={**_env(), "CHATFORGE_FAULT": point})
+            assert died.returncode == 137, (point, died.stderr[-1500:])
+            steps.append(_saved_step(out) if (out / "checkpoint" / LATEST).exists() else 0)
+    assert steps == sorted(steps) and steps[-1] > 0  # progress is never lost
+    done = subprocess.run(_cmd(text, out), capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _result(done.stdout)["final_loss"] == reference["final_loss"]
+    leftovers = [p.name for p in (out / "checkpoint").iterdir() if p.name != LATEST]
+    assert len(leftovers) == 1 and not leftovers[0].endswith(".tmp"), leftovers
+
+
+def test_another_text_with_the_same_out_is_refused_then_restarted(uninterrupted, tmp_path):
+    text, _ = uninterrupted
+    small = ["--max-steps", "4", *ARGS[2:]]
+    first = subprocess.run([*_cmd(text, tmp_path / "o")[:-len(ARGS)], *small], capture_output=True, text=True, env=_env())
+    assert first.returncode == 0, first.stderr[-1500:]
+    other = _text_file(tmp_path / "other.txt")
+    other.write_text(other.read_text() + "a different ending.\n")
+    cmd = [*_cmd(other, tmp_path / "o")[:-len(ARGS)], *small]
+    refused = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    assert refused.returncode == 2 and "--restart" in refused.stderr and "text" in refused.stderr
+    restarted = subprocess.run([*cmd, "--restart"], capture_output=True, text=True, env=_env())
+    assert restarted.returncode == 0, restarted.stderr[-1500:]
+    assert _result(restarted.stdout)["resumed_from_step"] == 0
+
+
+def test_an_explicit_seed_override_wins_over_the_flag_default(tmp_path):
+    from chatforge.cli import _config
+
+    assert _config("smoke", {"run.seed": None}, ["run.seed=5"]).run.seed == 5
+    assert _config("smoke", {"run.seed": 9}, ["run.seed=5"]).run.seed == 5
+    assert _config("smoke", {"run.seed": 9}, []).run.seed == 9
 
 
 def test_bad_input_is_one_line_error(tmp_path):

@@ -11,20 +11,14 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from chatforge.align.sft import (
-    IGNORE,
-    SFTData,
-    answer_matches,
-    best_fit_decreasing,
-    build_rows,
-    encode_conversations,
-    normalise_answer,
-)
+from chatforge.align.sft import SFTData, best_fit_decreasing, build_rows, encode_conversations
 from chatforge.cli import app
 from chatforge.config import load_config
 from chatforge.engine import SamplingParams
-from chatforge.model.checkpoint import save_model
+from chatforge.eval.facts import answer_matches, normalise_answer
+from chatforge.model.checkpoint import resolve_checkpoint, save_model
 from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.model.loss import IGNORE_INDEX as IGNORE
 from chatforge.pipeline import run_pipeline
 from chatforge.runs import RunDir, read_json
 from chatforge.serve.chat_cli import ChatSession, interactive, load_chat
@@ -178,7 +172,7 @@ def test_sft_stage_learns_and_reports_base_and_sft(tiny_run):
     assert report["base"]["exact_match"] == 0.0  # a random model knows nothing
     assert report["sft"]["exact_match"] >= 0.8
     assert report["sft"]["val_loss"] < report["base"]["val_loss"]
-    assert (root / "checkpoints" / "sft" / "model.safetensors").exists()
+    assert (resolve_checkpoint(root / "checkpoints" / "sft") / "model.safetensors").exists()
     assert manifest["metrics"]["sft_exact_match"] == report["sft"]["exact_match"]
     assert (root / "metrics" / "sft.jsonl").read_text().strip()
 
@@ -209,7 +203,7 @@ def test_chat_interactive_commands(tiny_run):
 def test_chat_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(app, ["chat", str(tmp_path), "--prompt", "hi"])
     assert result.exit_code != 0
-    assert "no model at" in str(result.exception)
+    assert "no complete model at" in str(result.exception)
 
 
 def test_sft_command_with_extra_data(tiny_run, tmp_path):

@@ -49,29 +49,52 @@ def _run_dir(run_dir: Path | None, name: str) -> Path:
     return run_dir if run_dir is not None else Path("runs") / name
 
 
+RestartOpt = Annotated[bool, typer.Option(
+    "--restart", help="train afresh where a checkpoint was made with other settings (replaces it)",
+)]
+
+
+def _config(preset: str, flags: dict[str, object | None], overrides: list[str] | None):
+    """A command's config: its flags become overrides placed before the explicit
+    `key=value` ones, so an explicit key=value always wins over a flag."""
+    extra = [f"{key}={value}" for key, value in flags.items() if value is not None]
+    return load_config(preset, extra + list(overrides or []))
+
+
+def _stage_config(run_dir: Path, preset: str, flags: dict[str, object | None],
+                  overrides: list[str] | None):
+    """A stage command's config, the same for every stage: the preset named, else the run
+    directory's config.toml, else the cpu preset."""
+    run_config = run_dir / "config.toml"
+    return _config(preset or (str(run_config) if run_config.exists() else "cpu"), flags, overrides)
+
+
 @app.command()
 def run(
     preset: PresetOpt = "cpu",
     run_dir: Annotated[Path | None, typer.Option(help="run directory (default runs/<run.name>)")] = None,
     only: Annotated[str, typer.Option(help="comma-separated stages to run")] = "",
     force: Annotated[str, typer.Option(help="comma-separated stages to re-run")] = "",
+    restart: RestartOpt = False,
     overrides: OverridesArg = None,
 ) -> None:
     """Run the whole pipeline on the built-in corpus (or the configured sources)."""
+    cfg = load_config(preset, overrides)  # before torch is imported: a bad key fails at once
     from chatforge.pipeline import run_pipeline, stage_names
     from chatforge.runs import RunDir
 
-    cfg = load_config(preset, overrides)
     names = stage_names()
     for flag, value in (("--only", only), ("--force", force)):
         for name in filter(None, value.split(",")):
             if name not in names:
                 raise ChatforgeError(f"{flag}: unknown stage {name!r} (stages: {', '.join(names)})")
-    run = RunDir(_run_dir(run_dir, cfg.run.name))
+    run = RunDir(_run_dir(run_dir, cfg.run.name), restart=restart)
     manifests = run_pipeline(
         cfg, run, only=[s for s in only.split(",") if s] or None,
         force=[s for s in force.split(",") if s],
     )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     run.link_latest()
     summary = {name: m.get("metrics", {}) for name, m in manifests.items()}
     typer.echo(json.dumps({"run_dir": str(run.root), "stages": summary}, default=float))
@@ -81,27 +104,25 @@ def run(
 def pretrain(
     text: Annotated[Path, typer.Option(help="plain-text training file")],
     out: Annotated[Path, typer.Option(help="output directory (resumes if it holds a checkpoint)")],
-    val_fraction: Annotated[float, typer.Option(help="last fraction of the file's bytes held out")] = 0.1,
-    time_budget: Annotated[float, typer.Option(help="stop at this wall time, seconds (0 = off)")] = 0.0,
-    max_steps: Annotated[int, typer.Option(help="optimizer steps (0 = preset value)")] = 0,
-    checkpoint_every: Annotated[int, typer.Option(help="steps between checkpoints (0 = preset)")] = 0,
-    seed: Annotated[int, typer.Option(help="random seed")] = 1337,
+    val_fraction: Annotated[float | None, typer.Option(help="last fraction of the file's bytes held out (default: the preset's)")] = None,
+    time_budget: Annotated[float | None, typer.Option(help="stop at this wall time, seconds (0 = off; default: the preset's)")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the preset's)")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="steps between checkpoints (default: the preset's)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: the preset's run.seed)")] = None,
     tokenizer: Annotated[Path | None, typer.Option(help="existing tokenizer dir (default: train one)")] = None,
+    restart: RestartOpt = False,
     preset: PresetOpt = "cpu",
     overrides: OverridesArg = None,
 ) -> None:
     """Train a tokenizer and a GPT on one text file; print a final JSON line of results."""
     from chatforge.train.pretrain import pretrain_file
 
-    extra = list(overrides or []) + [f"run.seed={seed}", f"pretrain.val_fraction={val_fraction}"]
-    if time_budget:
-        extra.append(f"pretrain.time_budget={time_budget}")
-    if max_steps:
-        extra.append(f"pretrain.max_steps={max_steps}")
-    if checkpoint_every:
-        extra.append(f"pretrain.checkpoint_every={checkpoint_every}")
-    cfg = load_config(preset, extra)
-    result = pretrain_file(cfg, text, out, tokenizer_dir=tokenizer)
+    cfg = _config(preset, {
+        "run.seed": seed, "pretrain.val_fraction": val_fraction,
+        "pretrain.train.time_budget": time_budget, "pretrain.train.max_steps": max_steps,
+        "pretrain.train.checkpoint_every": checkpoint_every,
+    }, overrides)
+    result = pretrain_file(cfg, text, out, tokenizer_dir=tokenizer, restart=restart)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         typer.echo(json.dumps(result, default=float))
 
@@ -135,6 +156,12 @@ def tokenizer_encode(
     """Print the token ids and pieces of a text."""
     from chatforge.tokenizer.bpe import load_tokenizer
 
+    try:  # the shell's bytes reach us surrogate-escaped when they are not UTF-8
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise ChatforgeError(f"TEXT: not UTF-8 ({what} at character {exc.start})") from None
     tok = load_tokenizer(tokenizer)
     ids = tok.encode(text, allowed_special=allow_special)
     pieces = [tok.decode_bytes([i]).decode("utf-8", errors="backslashreplace") for i in ids]
@@ -156,12 +183,6 @@ def cost(
     gpu: Annotated[str | None, typer.Option(help="a100 h100 h800 h200 b200 mi300x v100 tpu-v4 cpu")] = None,
     gpus: Annotated[int | None, typer.Option(help="number of devices (default: enough for ~90 days)", min=1)] = None,
     mfu: Annotated[float | None, typer.Option(help="model FLOPs utilisation, 0-1", callback=positive(1))] = None,
-    try:  # the shell's bytes reach us surrogate-escaped when they are not UTF-8
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        code = ord(text[exc.start])
-        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
-        raise ChatforgeError(f"TEXT: not UTF-8 ({what} at character {exc.start})") from None
     price: Annotated[float | None, typer.Option(help="USD per device-hour")] = None,
     preset: Annotated[str | None, typer.Option("--preset", "-p", help="gpt3-175b, llama2-70b, llama3.1-405b, deepseek-v3, chinchilla-70b, gpt4, or a chatforge preset (cpu, smoke, d12, d20)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override an assumption: name=value")] = None,
@@ -209,22 +230,23 @@ def sft(
     run_dir: Annotated[Path, typer.Option(help="run directory holding checkpoints/pretrain")],
     data: Annotated[list[Path] | None, typer.Option(help="extra conversation file (repeatable)")] = None,
     preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    restart: RestartOpt = False,
     overrides: OverridesArg = None,
 ) -> None:
     """Supervised fine-tuning of a run's base model -> checkpoints/sft and eval/sft.json."""
-    from chatforge.pipeline import run_pipeline
-    from chatforge.runs import RunDir
-
-    run_config = run_dir / "config.toml"
-    extra = list(overrides or [])
     if data:
         missing = [str(p) for p in data if not p.is_file()]
         if missing:
             raise ChatforgeError(f"--data: no such file: {', '.join(missing)}")
-        extra.append("sft.data=" + ",".join(str(p.resolve()) for p in data))
-    cfg = load_config(preset or (str(run_config) if run_config.exists() else "cpu"), extra)
-    manifests = run_pipeline(cfg, RunDir(run_dir), only=["sft"])
-    typer.echo(json.dumps({"run_dir": str(run_dir), "sft": manifests["sft"].get("metrics", {})}, default=float))
+    flags = {"sft.data": ",".join(str(p.resolve()) for p in data) if data else None}
+    cfg = _stage_config(run_dir, preset, flags, overrides)
+    # Imported after the config is read, so a bad key fails before torch loads.
+    from chatforge.pipeline import run_pipeline
+    from chatforge.runs import RunDir
+
+    manifests = run_pipeline(cfg, RunDir(run_dir, restart=restart), only=["sft"])
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps({"run_dir": str(run_dir), "sft": manifests["sft"].get("metrics", {})}, default=float))
 
 
 @app.command()
@@ -245,9 +267,13 @@ def chat(
     from chatforge.engine import SamplingParams
     from chatforge.serve.chat_cli import ChatSession, finish_note, interactive, load_chat
 
-    engine, tok, loaded = load_chat(run_dir, stage, str(pick_device(device)))
     params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_k=top_k,
                             top_p=top_p, seed=seed)
+    try:
+        torch_device = pick_device(device)
+    except ChatforgeError as exc:
+        raise ChatforgeError(f"--device: {exc}") from None
+    engine, tok, loaded = load_chat(run_dir, stage, str(torch_device))
     session = ChatSession(engine, tok, params, system=system)
     if prompt is None:
         interactive(session, loaded)
@@ -268,11 +294,6 @@ def data(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray (default: the preset's)")] = "",
     ray_address: Annotated[str, typer.Option("--ray-address", "--address", help="Ray cluster address, e.g. auto")] = "",
     workers: Annotated[int, typer.Option(help="worker processes (0 = the preset's; its 0 = all cores)")] = 0,
-    try:
-        torch_device = pick_device(device)
-    except ChatforgeError as exc:
-        raise ChatforgeError(f"--device: {exc}") from None
-    engine, tok, loaded = load_chat(run_dir, stage, str(torch_device))
     seed: Annotated[int, typer.Option(help="seed of MinHash and of the mixture's sampling (and of the built-in web)")] = 0,
     decontam: Annotated[list[Path] | None, typer.Option(help="evaluation file (jsonl/json/csv/parquet) to decontaminate against; repeatable")] = None,
     mix: Annotated[list[str] | None, typer.Option(
@@ -293,6 +314,8 @@ def data(
     extra += [f"data.mixture={','.join(mix)}"] if mix else []
     cfg = load_config(preset, extra)
     summary = clean(cfg, list(source or []), out, seed, list(decontam or []))
+    if summary["skipped"]:
+        err.print(f"[yellow]warning:[/yellow] {summary['skipped']}", highlight=False, soft_wrap=True)
     typer.echo(json.dumps(summary, default=float))
 
 
@@ -313,8 +336,6 @@ def main(args: list[str] | None = None) -> None:
         if _DEBUG["on"]:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    if summary["skipped"]:
-        err.print(f"[yellow]warning:[/yellow] {summary['skipped']}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         err.print("[yellow]interrupted[/yellow]")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import tomllib
 import types
 import typing
@@ -18,8 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from chatforge.errors import ConfigError
+from chatforge.tokenizer.specials import MIN_VOCAB_SIZE
 
 PRESET_DIR = Path(__file__).parent / "configs"
+CORPUS_LANGUAGES = ("en", "tr")  # the languages the built-in corpus generator writes
+
+
+def _bounds(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+            hi_open: bool = False) -> dict[str, Any]:
+    """Field metadata for the generic range check: [lo, hi], either end open or absent."""
+    return {"range": (lo, hi, lo_open, hi_open)}
+
+
+def at_least(lo: float, default: Any) -> Any:
+    return field(default=default, metadata=_bounds(lo))
+
+
+def between(lo: float, hi: float, default: Any, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    return field(default=default, metadata=_bounds(lo, hi, lo_open=lo_open, hi_open=hi_open))
+
+
+def one_of(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
 
 
 @dataclass
@@ -36,23 +58,25 @@ class CorpusConfig:
     seed: int = 0
     languages: list[str] = field(default_factory=lambda: ["en", "tr"])
     # World size: entities per kind (each has 2-5 attributes from small closed sets).
-    n_people: int = 36
-    n_towns: int = 12
-    n_rivers: int = 6
-    n_animals: int = 8
-    n_inventions: int = 10
-    n_foods: int = 10
+    n_people: int = at_least(1, 36)
+    n_towns: int = at_least(1, 12)
+    n_rivers: int = at_least(1, 6)
+    n_animals: int = at_least(1, 8)
+    n_inventions: int = at_least(1, 10)
+    n_foods: int = at_least(1, 10)
     # Pre-training documents (per language for articles, split over languages for the rest).
-    articles_per_entity: int = 6
-    stories: int = 4000
-    lists: int = 2000
-    arithmetic: int = 800
-    code: int = 400
-    min_mentions: int = 20  # top-up until every fact is stated this often in every language
+    articles_per_entity: int = at_least(0, 6)
+    stories: int = at_least(0, 4000)
+    lists: int = at_least(0, 2000)
+    arithmetic: int = at_least(0, 800)
+    code: int = at_least(0, 400)
+    min_mentions: int = at_least(0, 20)  # top-up until every fact is stated this often per language
     # SFT conversations and held-out evaluation questions.
-    conversations: int = 3000
-    heldout_fraction: float = 0.2  # share of (fact, language) pairs asked only in held-out
-    heldout_unseen_fraction: float = 0.2  # share of those whose fact no SFT example mentions
+    conversations: int = at_least(0, 3000)
+    # share of (fact, language) pairs asked only in held-out
+    heldout_fraction: float = between(0, 1, 0.2, hi_open=True)
+    # share of those whose fact no SFT example mentions
+    heldout_unseen_fraction: float = between(0, 1, 0.2, hi_open=True)
 
 
 @dataclass
@@ -92,81 +116,101 @@ class DataConfig:
     """Collection and cleaning (stage 1); see chatforge.data."""
 
     enabled: bool = True
-    executor: str = "local"  # local | ray
-    workers: int = 0  # 0 = all cores
+    executor: str = one_of("local", "local", "ray")
+    workers: int = at_least(0, 0)  # 0 = all cores
     ray_address: str = ""
-    extractor: str = "resiliparse"  # resiliparse | trafilatura (HTML main-content extraction)
+    # HTML main-content extraction
+    extractor: str = one_of("resiliparse", "resiliparse", "trafilatura")
     languages: list[str] = field(default_factory=lambda: ["en", "tr"])
-    langid_threshold: float = 0.65
-    minhash_bands: int = 14
-    minhash_rows: int = 8
-    minhash_ngram: int = 5
-    decontam_ngram: int = 13
-    decontam_min_words: int = 8  # shorter evaluation items are matched whole, not skipped
+    langid_threshold: float = between(0, 1, 0.65)
+    minhash_bands: int = at_least(1, 14)
+    minhash_rows: int = at_least(1, 8)
+    minhash_ngram: int = at_least(1, 5)
+    decontam_ngram: int = at_least(1, 13)
+    decontam_min_words: int = at_least(1, 8)  # shorter evaluation items are matched whole
     pii_masking: bool = True
-    shard_docs: int = 20000
-    batch_docs: int = 500  # documents per step batch (bounds worker memory)
-    partitions: int = 8  # hash partitions of the dedup shuffle
-    max_doc_chars: int = 1_000_000
+    shard_docs: int = at_least(1, 20000)
+    batch_docs: int = at_least(1, 500)  # documents per step batch (bounds worker memory)
+    partitions: int = at_least(1, 8)  # hash partitions of the dedup shuffle
+    max_doc_chars: int = at_least(1, 1_000_000)
     quality: QualityConfig = field(default_factory=QualityConfig)
     quality_overrides: list[str] = field(default_factory=list)  # "tr:gopher_max_words=2e5"
     prose_skip_sources: list[str] = field(default_factory=lambda: ["code"])
     # "SOURCE=WEIGHT" per Document.source: 0 drops it, 0.5 keeps a seeded half, 2 = two epochs
     mixture: list[str] = field(default_factory=list)
-    web_pages: int = 1200  # size of the built-in dirty web crawl
+    web_pages: int = at_least(0, 1200)  # size of the built-in dirty web crawl
 
 
 @dataclass
 class TokenizerConfig:
-    vocab_size: int = 4096
-    min_frequency: int = 2
-    max_train_chars: int = 50_000_000
+    vocab_size: int = at_least(MIN_VOCAB_SIZE, 4096)
+    min_frequency: int = at_least(1, 2)
+    max_train_chars: int = at_least(1, 50_000_000)
 
 
 @dataclass
 class ModelConfig:
     """Llama-style decoder. `depth` is the one size dial; width and heads follow unless set."""
 
-    depth: int = 4
-    width: int = 0  # 0 = depth * aspect_ratio
-    aspect_ratio: int = 64
-    head_dim: int = 64
-    n_kv_head: int = 0  # 0 = same as query heads (no GQA)
-    seq_len: int = 256
-    mlp: str = "swiglu"  # swiglu | relu2
+    depth: int = at_least(1, 4)
+    width: int = at_least(0, 0)  # 0 = depth * aspect_ratio
+    aspect_ratio: int = at_least(1, 64)
+    head_dim: int = at_least(1, 64)
+    n_kv_head: int = at_least(0, 0)  # 0 = same as query heads (no GQA)
+    seq_len: int = at_least(2, 256)
+    mlp: str = one_of("swiglu", "swiglu", "relu2")
     qk_norm: bool = True
     tie_embeddings: bool = False
-    rope_theta: float = 10000.0
-    dropout: float = 0.0
+    rope_theta: float = between(0, None, 10000.0, lo_open=True)
+    dropout: float = between(0, 1, 0.0, hi_open=True)
 
 
 @dataclass
 class TrainConfig:
-    """One training loop for pre-training, SFT and reward modelling; each stage has a copy."""
+    """The shared loop's settings; every trained stage has its own copy under `<stage>.train`.
 
-    batch_size: int = 16  # sequences per micro-batch per process
-    grad_accum: int = 1
-    optimizer: str = "adamw"  # adamw | muon (Muon for 2-D matrices, AdamW for the rest)
-    lr: float = 3e-3
-    matrix_lr: float = 0.02  # Muon learning rate
-    min_lr_ratio: float = 0.0
-    schedule: str = "wsd"  # wsd (warmup-stable-decay) | cosine
-    warmup_frac: float = 0.02
-    cooldown_frac: float = 0.4
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    max_steps: int = 1000
-    time_budget: float = 0.0  # seconds; >0 plans the schedule for this wall time and stops there
-    epochs: int = 0  # SFT/RM: >0 sets max_steps from the dataset size
-    eval_every: int = 100
-    eval_batches: int = 8
-    checkpoint_every: int = 100
-    sample_every: int = 0
-    log_every: int = 10
+    Only the settings marked in RESUMABLE may change between a run and its resume: the others
+    change what is trained, so a checkpoint made under different values is not resumed.
+    """
+
+    batch_size: int = at_least(1, 16)  # sequences per micro-batch per process
+    grad_accum: int = at_least(1, 1)
+    optimizer: str = one_of("adamw", "adamw", "muon")  # muon: 2-D matrices; AdamW the rest
+    lr: float = between(0, None, 3e-3, lo_open=True)
+    matrix_lr: float = between(0, None, 0.02, lo_open=True)  # Muon learning rate
+    min_lr_ratio: float = between(0, 1, 0.0)
+    schedule: str = one_of("wsd", "wsd", "cosine")  # wsd = warmup-stable-decay
+    warmup_frac: float = between(0, 1, 0.02)
+    cooldown_frac: float = between(0, 1, 0.4)
+    weight_decay: float = at_least(0, 0.0)
+    beta1: float = between(0, 1, 0.9, hi_open=True)
+    beta2: float = between(0, 1, 0.95, hi_open=True)
+    grad_clip: float = at_least(0, 1.0)  # 0 = off
+    max_steps: int = at_least(1, 1000)
+    time_budget: float = at_least(0, 0.0)  # seconds; >0 plans the schedule for this wall time
+    epochs: float = at_least(0, 0.0)  # >0 sets max_steps from the dataset size (SFT, RM, DPO)
+    eval_every: int = at_least(1, 100)
+    eval_batches: int = at_least(1, 8)
+    checkpoint_every: int = at_least(1, 100)
+    sample_every: int = at_least(0, 0)  # 0 = off
+    log_every: int = at_least(1, 10)
     compile: bool = False
-    val_fraction: float = 0.1
+
+
+# Settings that change how long or how visibly a stage trains, not what one step computes:
+# a checkpoint resumes across changes of these (`--max-steps 220` continues a 200-step run).
+RESUMABLE = frozenset({
+    "max_steps", "time_budget", "epochs", "eval_every", "eval_batches", "checkpoint_every",
+    "sample_every", "log_every", "compile",
+})
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-training (stage 3); see chatforge.train.pretrain."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val_fraction: float = between(0, 1, 0.1, lo_open=True, hi_open=True)  # documents held out
 
 
 @dataclass
@@ -176,18 +220,18 @@ class SFTConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lr=1e-3, max_steps=300, eval_every=50, batch_size=16)
     )
-    mix_pretrain: float = 0.0  # share of each batch's rows drawn from pre-training tokens
+    mix_pretrain: float = between(0, 1, 0.0, hi_open=True)  # share of rows from pre-training
     pack: bool = False  # true = best-fit-decreasing packing (faster; packed rows attend across)
     data: list[str] = field(default_factory=list)  # extra conversation files (any reader format)
-    val_conversations: int = 512  # held-out conversations scored for validation loss
+    val_conversations: int = at_least(1, 512)  # held-out conversations for validation loss
 
 
 @dataclass
 class CostConfig:
     gpu: str = "cpu"
-    pue: float = 1.2
-    electricity_usd_per_kwh: float = 0.10
-    price_usd_per_gpu_hour: float = 0.0  # 0 = the GPU table's default price
+    pue: float = at_least(1, 1.2)
+    electricity_usd_per_kwh: float = at_least(0, 0.10)
+    price_usd_per_gpu_hour: float = at_least(0, 0.0)  # 0 = the GPU table's default price
 
 
 @dataclass
@@ -198,7 +242,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     cost: CostConfig = field(default_factory=CostConfig)
 
@@ -377,65 +421,91 @@ def _coerce(value: Any, target: Any, dotted: str, where: str, parse: bool) -> An
     raise bad(str(target))
 
 
-_CHOICES = {
-    "run.device": None,
-    "data.executor": ("local", "ray"),
-    "data.extractor": ("resiliparse", "trafilatura"),
-    "model.mlp": ("swiglu", "relu2"),
-}
+_MIXTURE_SOURCE = re.compile(r"[a-z][a-z0-9_-]*")
 
 
-def _validate_data(d: DataConfig) -> None:
-    for key in ("minhash_bands", "minhash_rows", "minhash_ngram", "decontam_ngram", "shard_docs",
-                "batch_docs", "partitions", "max_doc_chars"):
-        if getattr(d, key) < 1:
-            raise ConfigError(f"data.{key}={getattr(d, key)}: must be at least 1")
-    if d.workers < 0 or d.web_pages < 0:
-        raise ConfigError("data.workers and data.web_pages must not be negative")
-    if not 0 <= d.langid_threshold <= 1:
-        raise ConfigError(f"data.langid_threshold={d.langid_threshold}: must be in [0, 1]")
-    if not d.languages:
-        raise ConfigError("data.languages is empty: every document would be removed")
-    if d.mixture:
-        from chatforge.data.mixture import parse_mixture  # here: it imports the data steps
+def parse_mixture_syntax(items: list[str]) -> dict[str, float]:
+    """{source: weight} from "SOURCE=WEIGHT" items, checked for form alone (the data stage
+    checks the sources exist); a one-line ConfigError names a bad item."""
+    weights: dict[str, float] = {}
+    for item in items:
+        source, sep, raw = item.partition("=")
+        source = source.strip()
+        try:
+            weight = float(raw.strip().replace("_", ""))
+        except ValueError:
+            weight = math.nan
+        if not sep or not _MIXTURE_SOURCE.fullmatch(source) or math.isnan(weight):
+            raise ConfigError(f"data.mixture item {item!r}: expected SOURCE=WEIGHT, e.g. wiki=2 or warc=0.5")
+        if not 0 <= weight < math.inf:
+            raise ConfigError(f"data.mixture item {item!r}: the weight must be a finite number >= 0")
+        if source in weights:
+            raise ConfigError(f"data.mixture item {item!r}: source {source!r} is given twice")
+        weights[source] = weight
+    return weights
 
-        parse_mixture(d.mixture)
+
+def _check_fields(obj: Any, prefix: str = "") -> None:
+    """The one generic pass: every number finite and inside its field's bounds, every choice
+    one of its field's choices, recursively through every section."""
+    for f in dataclasses.fields(obj):
+        value, dotted = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{dotted}.")
+            continue
+        numbers = value if isinstance(value, list) else [value]
+        for v in numbers:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{dotted}={v}: must be a finite number")
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            raise ConfigError(f"{dotted}={value!r}: choose one of {', '.join(f.metadata['choices'])}")
+        if "range" in f.metadata:
+            lo, hi, lo_open, hi_open = f.metadata["range"]
+            below = lo is not None and (value <= lo if lo_open else value < lo)
+            above = hi is not None and (value >= hi if hi_open else value > hi)
+            if below or above:
+                raise ConfigError(f"{dotted}={value}: {_describe_range(lo, hi, lo_open, hi_open)}")
+
+
+def _describe_range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    if hi is None:
+        return f"must be {'greater than' if lo_open else 'at least'} {lo:g}"
+    if lo is None:
+        return f"must be {'less than' if hi_open else 'at most'} {hi:g}"
+    return f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def trained_sections(cfg: Config) -> dict[str, TrainConfig]:
+    """Every `<stage>.train` section, by its dotted name."""
+    return {
+        f"{f.name}.train": getattr(cfg, f.name).train
+        for f in dataclasses.fields(cfg)
+        if isinstance(getattr(getattr(cfg, f.name), "train", None), TrainConfig)
+    }
 
 
 def validate(cfg: Config) -> None:
-    """Cross-field and range checks that types alone cannot express."""
-    for dotted, choices in _CHOICES.items():
-        value = _get_path(cfg, dotted.split("."))
-        if choices and value not in choices:
-            raise ConfigError(f"{dotted}={value!r}: choose one of {', '.join(choices)}")
-    _validate_data(cfg.data)
-    for name, train in (("pretrain", cfg.pretrain), ("sft.train", cfg.sft.train)):
-        if train.optimizer not in ("adamw", "muon"):
-            raise ConfigError(f"{name}.optimizer={train.optimizer!r}: choose adamw or muon")
-        if train.schedule not in ("wsd", "cosine"):
-            raise ConfigError(f"{name}.schedule={train.schedule!r}: choose wsd or cosine")
-        for key in ("batch_size", "grad_accum", "max_steps"):
-            if getattr(train, key) < 1:
-                raise ConfigError(f"{name}.{key}={getattr(train, key)}: must be at least 1")
-        if train.lr <= 0:
-            raise ConfigError(f"{name}.lr={train.lr}: must be positive")
-        if not 0 < train.val_fraction < 1:
-            raise ConfigError(f"{name}.val_fraction={train.val_fraction}: must be in (0, 1)")
+    """Checks that types alone cannot express, all at load time, before any stage runs."""
+    _check_fields(cfg)
+    d = cfg.data
+    if not d.languages:
+        raise ConfigError("data.languages is empty: every document would be removed")
+    parse_mixture_syntax(d.mixture)
+    if not cfg.corpus.languages or any(lang not in CORPUS_LANGUAGES for lang in cfg.corpus.languages):
+        raise ConfigError(f"corpus.languages={cfg.corpus.languages}: choose from {', '.join(CORPUS_LANGUAGES)}")
+    for name, train in trained_sections(cfg).items():
+        if train.warmup_frac + train.cooldown_frac > 1:
+            raise ConfigError(f"{name}: warmup_frac + cooldown_frac must not exceed 1")
+    for path in cfg.sft.data:
+        if not Path(path).is_file():
+            raise ConfigError(f"sft.data: {path}: no such conversation file")
     m = cfg.model
-    for key in ("depth", "seq_len", "head_dim", "aspect_ratio"):
-        if getattr(m, key) < 1:
-            raise ConfigError(f"model.{key}={getattr(m, key)}: must be at least 1")
     width = m.width or m.depth * m.aspect_ratio
     if width % m.head_dim:
         raise ConfigError(f"model width {width} is not a multiple of model.head_dim={m.head_dim}")
     n_head = width // m.head_dim
     if m.n_kv_head and n_head % m.n_kv_head:
         raise ConfigError(f"model.n_kv_head={m.n_kv_head} must divide the {n_head} query heads")
-    if cfg.tokenizer.vocab_size < 269:
-        raise ConfigError(
-            f"tokenizer.vocab_size={cfg.tokenizer.vocab_size}: must be at least 269 "
-            "(256 bytes + 13 special tokens)"
-        )
 
 
 def _to_toml(d: dict[str, Any], prefix: str = "") -> str:

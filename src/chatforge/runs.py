@@ -9,12 +9,13 @@ with the same key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from typing import Any
 MANIFEST_VERSION = 1
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def file_mode() -> int:
     """0o666 less the umask: the mode open() would give, where mkstemp gives 0o600.
 
@@ -37,6 +37,7 @@ def file_mode() -> int:
     return 0o666 & ~umask
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write bytes so that readers see either the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,8 +46,8 @@ def file_mode() -> int:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
             os.fchmod(f.fileno(), file_mode())
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,12 +75,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
             os.fchmod(f.fileno(), file_mode())
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a directory's entries (a rename into it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def files_digest(paths: Iterable[str | os.PathLike[str]]) -> str:
+    """sha256 of files' bytes, in order (a missing file counts as empty): what a stage that
+    reads a user's files puts in its key, so editing a file re-runs the stage."""
+    h = hashlib.sha256()
+    for p in map(Path, paths):
+        h.update(b"\0")
+        if p.is_file():
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -111,8 +135,11 @@ class MetricsWriter:
 class RunDir:
     """Paths and manifests of one run directory (see DESIGN.md for the layout)."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], restart: bool = False):
         self.root = Path(root)
+        # Train afresh where a stage's checkpoint was made with other settings (--restart),
+        # instead of refusing to overwrite it.
+        self.restart = restart
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"

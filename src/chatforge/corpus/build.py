@@ -20,24 +20,8 @@ from typing import Any
 from chatforge.config import Config, CorpusConfig
 from chatforge.corpus import chat, text
 from chatforge.corpus.world import World
-from chatforge.errors import ConfigError
-from chatforge.pipeline import StageResult
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
-
-LANGUAGES = ("en", "tr")
-
-
-def validate(cfg: CorpusConfig) -> None:
-    """Reject corpus settings the generator cannot honour, naming the key."""
-    if not cfg.languages or any(lang not in LANGUAGES for lang in cfg.languages):
-        raise ConfigError(f"corpus.languages={cfg.languages}: choose from {', '.join(LANGUAGES)}")
-    for key in ("articles_per_entity", "stories", "lists", "arithmetic", "code", "min_mentions",
-                "conversations"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"corpus.{key}={getattr(cfg, key)}: must not be negative")
-    for key in ("heldout_fraction", "heldout_unseen_fraction"):
-        if not 0 <= getattr(cfg, key) < 1:
-            raise ConfigError(f"corpus.{key}={getattr(cfg, key)}: must be in [0, 1)")
+from chatforge.stage import StageResult
 
 
 def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
@@ -46,7 +30,6 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
 
 def generate(cfg: CorpusConfig) -> dict[str, Any]:
     """Everything the stage writes, in memory: world, documents, conversations, mentions."""
-    validate(cfg)
     world = World.build(cfg.seed, cfg)
     docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
     train, heldout = chat.conversations(world, cfg, cfg.seed)

@@ -17,8 +17,9 @@ from collections.abc import Collection
 
 from chatforge.config import CorpusConfig
 from chatforge.corpus import programs, tasks, turkish
+from chatforge.corpus.facts import Fact
 from chatforge.corpus.templates import display, fact_question, fact_sentence, n_question_variants
-from chatforge.corpus.world import Fact, World
+from chatforge.corpus.world import World
 
 KINDS = ("fact", "arithmetic", "code", "refusal", "smalltalk")
 # Share of the training conversations of each kind.

@@ -12,7 +12,8 @@ import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from chatforge.corpus.world import Fact, World
+from chatforge.corpus.facts import Fact
+from chatforge.corpus.world import World
 
 
 @dataclass

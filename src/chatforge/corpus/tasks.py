@@ -14,8 +14,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from chatforge.corpus import turkish
+from chatforge.corpus.facts import Fact
 from chatforge.corpus.templates import display, fact_sentence
-from chatforge.corpus.world import Fact, World
+from chatforge.corpus.world import World
 
 FINAL = {"en": "So the answer is {}.", "tr": "Yani cevap {}."}
 OPS: dict[str, Callable[[int, int], int]] = {

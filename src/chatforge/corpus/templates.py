@@ -10,12 +10,8 @@ accusative, `_loc` locative, `_abl` ablative, `_ins` instrumental, `_cop` with t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from chatforge.corpus import lexicon, turkish
-
-if TYPE_CHECKING:
-    from chatforge.corpus.world import Fact
+from chatforge.corpus.facts import Fact
 
 # Relations whose object is an entity, and the kind of that entity.
 OBJECT_KIND = {

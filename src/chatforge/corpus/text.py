@@ -14,8 +14,9 @@ from collections import Counter
 
 from chatforge.config import CorpusConfig
 from chatforge.corpus import programs, tasks, turkish
+from chatforge.corpus.facts import Entity, Fact
 from chatforge.corpus.templates import LABELS, display, fact_sentence, n_sentence_variants
-from chatforge.corpus.world import Entity, Fact, World
+from chatforge.corpus.world import World
 
 KIND_NAMES = {
     "person": {"en": "people", "tr": "kişiler"}, "town": {"en": "towns", "tr": "kasabalar"},

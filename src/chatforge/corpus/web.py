@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from chatforge.config import QualityConfig
-from chatforge.corpus.world import Entity, Fact, World, fact_sentence, n_sentence_variants
+from chatforge.corpus.facts import Entity, Fact
+from chatforge.corpus.world import World, fact_sentence, n_sentence_variants
 from chatforge.data.quality import gopher_repetition
 from chatforge.runs import atomic_write_bytes, atomic_write_json, atomic_write_text
 

@@ -153,7 +153,7 @@ def chatforge_inputs(name: str) -> dict[str, Any]:
     cfg = load_config(name)
     gcfg = GPTConfig.from_model_config(cfg.model, cfg.tokenizer.vocab_size)
     total, matmul = count_params(gcfg)
-    p = cfg.pretrain
+    p = cfg.pretrain.train
     tokens = p.max_steps * p.batch_size * p.grad_accum * cfg.model.seq_len
     overrides: dict[str, float] = {
         "pue": cfg.cost.pue, "electricity_usd_per_kwh": cfg.cost.electricity_usd_per_kwh,
@@ -172,7 +172,7 @@ def chatforge_inputs(name: str) -> dict[str, Any]:
         "sources": {
             "params": f"{src}: GPTConfig.from_model_config, vocab {cfg.tokenizer.vocab_size}",
             "active_params": f"{src}: parameters minus the input embedding (a lookup, no FLOPs)",
-            "tokens": f"{src}: pretrain.max_steps x batch_size x grad_accum x model.seq_len",
+            "tokens": f"{src}: pretrain.train.max_steps x batch_size x grad_accum x model.seq_len",
             "shape": src,
         },
     }

@@ -21,38 +21,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
 from typing import Any
 
-from chatforge.config import DataConfig
+from chatforge.config import DataConfig, parse_mixture_syntax
 from chatforge.data.document import Document
+from chatforge.data.sources import KINDS
 from chatforge.data.steps import Step, StepOutput
 from chatforge.errors import ConfigError
 
-_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-
 
 def parse_mixture(items: list[str]) -> dict[str, float]:
-    """{source: weight} from "SOURCE=WEIGHT" items; a one-line ConfigError names a bad item."""
-    from chatforge.data.sources import KINDS
-
-    weights: dict[str, float] = {}
-    for item in items:
-        source, sep, raw = item.partition("=")
-        source = source.strip()
-        try:
-            weight = float(raw.strip().replace("_", ""))
-        except ValueError:
-            weight = math.nan
-        if not sep or not _NAME.fullmatch(source) or math.isnan(weight):
-            raise ConfigError(f"data.mixture item {item!r}: expected SOURCE=WEIGHT, e.g. wiki=2 or warc=0.5")
+    """{source: weight} from "SOURCE=WEIGHT" items whose sources are reader kinds."""
+    weights = parse_mixture_syntax(items)
+    for item, source in zip(items, weights, strict=True):
         if source not in KINDS:
             raise ConfigError(f"data.mixture item {item!r}: unknown source {source!r} (known: {', '.join(KINDS)})")
-        if not 0 <= weight < math.inf:
-            raise ConfigError(f"data.mixture item {item!r}: the weight must be a finite number >= 0")
-        if source in weights:
-            raise ConfigError(f"data.mixture item {item!r}: source {source!r} is given twice")
-        weights[source] = weight
     return weights
 
 
@@ -91,15 +74,6 @@ def mixture_step(docs: list[Document], weights: dict[str, float], seed: int) -> 
 
 def mixture_steps(cfg: DataConfig, seed: int) -> list[Step]:
     """The final "mixture" step when `data.mixture` is set, else none (the output is the cleaning's)."""
-
-
-def check_mixture_sources(weights: dict[str, float], kinds: set[str]) -> None:
-    """A weight for a source that is not among the inputs is a mistake, not a no-op: reject it."""
-    for source in sorted(set(weights) - kinds):
-        raise ConfigError(
-            f"--mix / data.mixture: source {source!r} is not among the inputs "
-            f"(they hold: {', '.join(sorted(kinds)) or 'nothing'})"
-        )
     if not cfg.mixture:
         return []
     return [Step("mixture", mixture_step, {"weights": parse_mixture(cfg.mixture), "seed": seed})]
@@ -117,3 +91,12 @@ def mixture_report(funnel: dict[str, Any], cfg: DataConfig, seed: int) -> dict[s
             "docs_after": counts["mixture"]["docs"], "bytes_after": counts["mixture"]["bytes"],
         }
     return {"seed": seed, "weights": weights, "per_source": per_source}
+
+
+def check_mixture_sources(weights: dict[str, float], kinds: set[str]) -> None:
+    """A weight for a source that is not among the inputs is a mistake, not a no-op: reject it."""
+    for source in sorted(set(weights) - kinds):
+        raise ConfigError(
+            f"--mix / data.mixture: source {source!r} is not among the inputs "
+            f"(they hold: {', '.join(sorted(kinds)) or 'nothing'})"
+        )

@@ -23,8 +23,8 @@ from chatforge.data.mixture import check_mixture_sources, parse_mixture
 from chatforge.data.pipeline import run_data
 from chatforge.data.sources import open_source
 from chatforge.errors import InputError
-from chatforge.pipeline import StageResult
 from chatforge.runs import MetricsWriter, RunDir, atomic_write_json
+from chatforge.stage import StageResult
 
 # Which removal steps are the right ones for each label of the built-in web.
 # "read": the page never became a document (extraction left nothing).
@@ -93,7 +93,9 @@ def run(cfg: Config, run: RunDir) -> StageResult:
     world = World.build(cfg.corpus.seed, cfg.corpus)
     web = build_web(out / "raw", world, seed=cfg.corpus.seed, n_pages=cfg.data.web_pages)
     decontam = web.eval_sets + eval_sets_of(run)
+    check_mixture_sources(parse_mixture(cfg.data.mixture), {open_source(s).kind for s in web.sources})
     funnel = run_data(web.sources, out, cfg.data, seed=cfg.corpus.seed, decontam_sets=decontam)
+    skipped = skipped_line(funnel["skipped"])
     scores = score_labels(out, web.labels)
     atomic_write_json(out / "label_scores.json", scores)
     metrics_log = MetricsWriter(run.metrics("data"))
@@ -115,7 +117,8 @@ def run(cfg: Config, run: RunDir) -> StageResult:
                  "label_scores": "data/label_scores.json"},
         metrics=metrics,
         summary=(f"{metrics['documents_in']} -> {metrics['documents_out']} documents "
-                 f"({metrics['retention_bytes']:.0%} of bytes); worst class P/R {worst:.2f}"),
+                 f"({metrics['retention_bytes']:.0%} of bytes); worst class P/R {worst:.2f}"
+                 + (f"; {skipped}" if skipped else "")),
     )
 
 

@@ -15,7 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chatforge.model.loss import linear_cross_entropy
+from chatforge.model.loss import IGNORE_INDEX, linear_cross_entropy
+
+
+def token_logprobs(logits: Tensor, targets: Tensor) -> Tensor:
+    """log softmax(logits) gathered at `targets`; 0 where a target is IGNORE_INDEX."""
+    valid = targets != IGNORE_INDEX
+    logp = -F.cross_entropy(
+        logits.flatten(0, -2), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    return logp.view(targets.shape) * valid
 
 
 @dataclass
@@ -190,9 +199,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """Decoder-only transformer. Parameter names follow Llama's for a direct HF export."""
+    """Decoder-only transformer. Parameter names follow Llama's for a direct HF export.
 
-    def __init__(self, cfg: GPTConfig):
+    `lm_head=False` builds the trunk alone (embeddings, blocks, final norm), for models that
+    put another head on it (chatforge.model.reward).
+    """
+
+    kind = "gpt"  # the checkpoint kind (model.json), see chatforge.model.checkpoint
+
+    def __init__(self, cfg: GPTConfig, lm_head: bool = True):
         super().__init__()
         if cfg.n_embd % cfg.n_head or cfg.n_head % cfg.n_kv_head:
             raise ValueError(f"bad heads: width {cfg.n_embd}, heads {cfg.n_head}/{cfg.n_kv_head}")
@@ -200,9 +215,10 @@ class GPT(nn.Module):
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        if cfg.tie_embeddings:
-            self.lm_head.weight = self.embed_tokens.weight
+        if lm_head:
+            self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+            if cfg.tie_embeddings:
+                self.lm_head.weight = self.embed_tokens.weight
         # RoPE tables for every position of the context, computed once (not saved).
         cos, sin = rope_tables(cfg.head_dim, torch.arange(cfg.seq_len), cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
@@ -289,14 +305,22 @@ class GPT(nn.Module):
         targets: Tensor | None = None,
         cache: KVCache | None = None,
         key_valid: Tensor | None = None,
+        reduction: str = "mean",
     ) -> Tensor:
-        """Logits (B, T, vocab); with `targets`, the mean cross-entropy instead.
+        """Logits (B, T, vocab); with `targets`, the cross-entropy instead.
 
-        Targets equal to -100 are ignored: SFT masks non-assistant tokens that way.
+        Targets equal to IGNORE_INDEX (-100) are ignored: SFT masks non-assistant tokens that
+        way. `reduction="mean"`: the mean over targets (fused, no logits tensor);
+        `reduction="none"`: per-token log-probabilities log p(target) (B, T), 0 where ignored,
+        differentiable: what log-likelihood evaluation, DPO and PPO need.
         """
         h = self.hidden_states(idx, cache, key_valid)
         if targets is None:
             return self.lm_head(h).float()
+        if reduction == "none":
+            return token_logprobs(self.lm_head(h).float(), targets)
+        if reduction != "mean":
+            raise ValueError(f"reduction={reduction!r}: choose mean or none")
         return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:

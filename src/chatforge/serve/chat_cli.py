@@ -17,7 +17,7 @@ import torch
 
 from chatforge.engine import Completion, ContextLengthError, Engine, SamplingParams
 from chatforge.errors import RunDirError
-from chatforge.model.checkpoint import load_model
+from chatforge.model.checkpoint import LATEST, load_model
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
 from chatforge.tokenizer.chat import render_prompt
 
@@ -26,26 +26,32 @@ CHECKPOINT_ORDER = ("rlhf", "dpo", "ppo", "sft", "pretrain")
 MIN_REPLY_TOKENS = 32  # room kept for the reply when old turns are dropped
 
 
-def find_checkpoint(run_dir: Path, stage: str | None = None) -> Path:
-    """The checkpoint directory to chat with: `stage`, or the newest one the run has."""
+def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[Path, str]:
+    """The checkpoint directory to chat with (`stage`, or the newest complete one the run
+    has) and a note naming any newer stage passed over because it has no complete save yet."""
     root = Path(run_dir) / "checkpoints"
     names = [stage] if stage else list(CHECKPOINT_ORDER)
+    skipped = []
     for name in names:
-        if (root / name / "model.safetensors").exists():
-            return root / name
+        if (root / name / LATEST).is_file() or (root / name / "model.json").is_file():
+            note = f"checkpoints/{', '.join(skipped)} has no complete save yet" if skipped else ""
+            return root / name, note
+        if (root / name).is_dir():
+            skipped.append(name)
     wanted = f"checkpoints/{stage}" if stage else "any of checkpoints/{" + ",".join(CHECKPOINT_ORDER) + "}"
-    raise RunDirError(f"{run_dir}: no model at {wanted} (train one with `chatforge run`)")
+    raise RunDirError(f"{run_dir}: no complete model at {wanted} (train one with `chatforge run`)")
 
 
 def load_chat(run_dir: Path, stage: str | None = None, device: str = "cpu") -> tuple[Engine, Tokenizer, str]:
-    """Engine and tokenizer of a run directory, and the stage whose weights were loaded."""
+    """Engine and tokenizer of a run directory, and which checkpoint answers (with the reason
+    when it is not the newest stage's)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir}: no such run directory")
-    ckpt = find_checkpoint(run_dir, stage)
+    ckpt, note = find_checkpoint(run_dir, stage)
     tok = load_tokenizer(run_dir / "tokenizer")
     model = load_model(ckpt, torch.device(device)).eval()
-    return Engine(model, tok), tok, ckpt.name
+    return Engine(model, tok), tok, ckpt.name + (f" ({note})" if note else "")
 
 
 @dataclass

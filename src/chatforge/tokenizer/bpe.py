@@ -34,22 +34,7 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from chatforge.errors import ConfigError, InputError
-
-SPECIAL_TOKENS = [
-    "<|bos|>",
-    "<|eot|>",
-    "<|pad|>",
-    "<|system_start|>",
-    "<|system_end|>",
-    "<|user_start|>",
-    "<|user_end|>",
-    "<|assistant_start|>",
-    "<|assistant_end|>",
-    "<|python_start|>",
-    "<|python_end|>",
-    "<|output_start|>",
-    "<|output_end|>",
-]
+from chatforge.tokenizer.specials import SPECIAL_TOKENS
 
 SPLIT_PATTERN = (
     r"'(?i:[sdmt]|ll|ve|re)(?![\p{L}\p{M}])"
@@ -244,8 +229,6 @@ class TiktokenTokenizer(Tokenizer):
         return path
 
 
-    if not ranks:
-        raise InputError(f"{path}: empty tiktoken file (no 'base64 rank' lines)")
 def _read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
     """Parse `base64(token) rank` lines, as tiktoken's own loader does, without its URL cache."""
     try:
@@ -261,6 +244,8 @@ def _read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
             ranks[base64.b64decode(token, validate=True)] = int(rank)
         except ValueError:
             raise InputError(f"{path}:{lineno}: not a 'base64 rank' line") from None
+    if not ranks:
+        raise InputError(f"{path}: empty tiktoken file (no 'base64 rank' lines)")
     if sorted(ranks.values()) != list(range(len(ranks))):
         raise InputError(f"{path}: ranks are not 0..{len(ranks) - 1} without gaps")
     return ranks
@@ -273,9 +258,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if (path / "tokenizer.json").exists():
             path = path / "tokenizer.json"
         else:
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
             ranks = sorted(path.glob("*.tiktoken"))
             if len(ranks) != 1:
                 raise InputError(f"{path}: holds no tokenizer.json and not exactly one *.tiktoken file")
@@ -284,13 +266,14 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
         raise InputError(f"{path}: no such tokenizer file or directory")
     if path.suffix == ".tiktoken":
         return TiktokenTokenizer(path)
-        if not text.isascii():
-            text = _SURROGATE.sub("\ufffd", text)
     try:
         hf = HFTokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
         raise InputError(f"{path}: not a tokenizers JSON file ({exc})") from None
     return BPETokenizer(hf, source=str(path))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _limit_chars(texts: Iterable[str], max_chars: int | None) -> Iterator[str]:
@@ -301,6 +284,8 @@ def _limit_chars(texts: Iterable[str], max_chars: int | None) -> Iterator[str]:
     for one, rather than dropping a whole ~1 MB piece of text."""
     left = max_chars
     for text in texts:
+        if not text.isascii():
+            text = _SURROGATE.sub("\ufffd", text)
         if left is not None:
             if left <= 0:
                 return

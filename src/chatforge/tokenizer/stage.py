@@ -20,8 +20,8 @@ from rich.console import Console
 
 from chatforge.config import Config
 from chatforge.errors import InputError, RunDirError
-from chatforge.pipeline import StageResult
 from chatforge.runs import RunDir, atomic_write_json
+from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer, train_bpe
 from chatforge.tokenizer.shards import is_val, write_shards
 

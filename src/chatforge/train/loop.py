@@ -1,54 +1,83 @@
-"""The one training loop, shared by pre-training, SFT and reward modelling.
+"""The one training loop, shared by every trained stage (pre-training, SFT, reward model,
+DPO, PPO, GRPO).
 
-A stage supplies a `TrainTask` (model, batches, loss, evaluation, samples); the loop owns the
-optimizer, schedule, gradient accumulation, clipping, distributed data parallelism,
-checkpoints with exact resume, metrics JSONL and the progress bar.
+A stage supplies a `TrainTask`; the loop owns the optimizer, schedule, gradient accumulation,
+clipping, distributed data parallelism, checkpoints with exact resume, metrics JSONL and the
+progress bar. The task contract:
 
-Exact resume: a checkpoint holds the weights, the optimizer state, the data generator's RNG
-state and the step, so a run killed after a checkpoint and started again ends with the same
-final loss as one that never stopped (same seed, same machine).
+- `train_batch(rng, step, micro)`: micro-batch `micro` (0 <= micro < grad_accum) of optimizer
+  step `step`, drawn with `rng`, a generator seeded from (seed, step, micro) alone. Each rank
+  draws only its own micro-batches, so k ranks see exactly what one process accumulating
+  grad_accum micro-batches sees.
+- `loss_fn(model, batch) -> (loss, metrics)`: the model is the wrapped module (DDP,
+  torch.compile), so everything that trains goes through its `forward`; the metrics (floats or
+  0-d tensors, the same names on every rank) are averaged over micro-batches and ranks and
+  logged with the loss.
+- `between_steps(model, step)`: optional work that is not a micro-batch (PPO's rollouts), run
+  on every rank before each step with the unwrapped model in eval mode; each rank does its own
+  share.
+- `state()` / `load_state(dict)`: optional task state saved in the checkpoint's trainer.json
+  (an adaptive KL coefficient, a rollout buffer), so exact resume holds for every stage.
+
+Checkpoints: each save is written into a fresh directory, then one pointer file (`LATEST`) is
+switched to it with an atomic rename, and older saves are deleted after that. A kill at any
+moment leaves LATEST naming a complete save; what a kill left half-written is removed on the
+next start. A checkpoint remembers the settings that decide what is trained (its identity):
+a resume with other such settings (model shape, the user's data, optimizer) is refused in one
+line unless `restart` is set, while settings that only say how long or how visibly to train
+(RESUMABLE: max steps, time budget, intervals) may change between runs. What earlier stages
+made (token shards, the base checkpoint) is tracked apart: when it changed, the pipeline has
+re-run those stages on purpose, and training starts afresh, saying so.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
+import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from chatforge.config import TrainConfig
+from chatforge.config import RESUMABLE, TrainConfig
 from chatforge.device import autocast, keep_cpu_memory_mapped, peak_flops
 from chatforge.errors import ChatforgeError, ConfigError, RunDirError
-from chatforge.model.checkpoint import save_model
-from chatforge.runs import MetricsWriter, atomic_path, atomic_write_json, read_json
+from chatforge.model.checkpoint import LATEST, load_weights, save_model
+from chatforge.runs import MetricsWriter, atomic_write_json, atomic_write_text, fsync_dir, read_json
 from chatforge.train.optim import build_optimizers, lr_multiplier, set_lr
 
 Batch = tuple[Tensor, ...]
+Metrics = dict[str, float | Tensor]
 
 
 @dataclass
 class TrainTask:
-    """What a stage gives the loop."""
+    """What a stage gives the loop (see the module docstring for the contract)."""
 
     model: nn.Module
-    train_batch: Callable[[torch.Generator, int], Batch]  # (data rng, step) -> micro-batch
-    loss_fn: Callable[[nn.Module, Batch], Tensor]
+    train_batch: Callable[[torch.Generator, int, int], Batch]
+    loss_fn: Callable[[nn.Module, Batch], tuple[Tensor, Metrics]]
     tokens_per_batch: int  # tokens in one micro-batch, for throughput
     flops_per_token: float
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None
     sample: Callable[[nn.Module], list[str]] | None = None
+    between_steps: Callable[[nn.Module, int], None] | None = None
+    state: Callable[[], dict[str, Any]] | None = None
+    load_state: Callable[[dict[str, Any]], None] | None = None
     save_extra: dict = field(default_factory=dict)  # stored in model.json
 
 
@@ -63,10 +92,11 @@ class TrainResult:
     eval: dict[str, float]
     samples: list[str]
     resumed_from: int
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's, at the last step
 
 
 @dataclass
-class _Dist:
+class Dist:
     rank: int = 0
     world: int = 1
 
@@ -75,14 +105,59 @@ class _Dist:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> _Dist:
+def init_distributed(device: torch.device | None = None) -> Dist:
     """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return _Dist()
+        return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size())
+        cuda = device is not None and device.type == "cuda"
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def barrier(ddp: Dist) -> None:
+    if ddp.world > 1:
+        dist.barrier()
+
+
+def micro_rng(seed: int, step: int, micro: int) -> torch.Generator:
+    """The generator of one micro-batch: a function of (seed, step, micro) alone, so any rank
+    can draw any micro-batch and a resumed run draws what the uninterrupted one drew."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{micro}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+def rank_micros(rank: int, world: int, grad_accum: int) -> range:
+    """The micro-batch indices of a step that one rank draws and trains on (its share)."""
+    per_rank = grad_accum // world
+    return range(rank * per_rank, (rank + 1) * per_rank)
+
+
+def identity(cfg: TrainConfig, **inputs: Any) -> dict[str, Any]:
+    """What decides a checkpoint's weights: the training settings outside RESUMABLE, plus the
+    stage's inputs (model shape, seed, data digests, ...)."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE}
+    return json.loads(json.dumps({"train": settings, **inputs}, sort_keys=True, default=str))
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} {_short(a)} -> {_short(b)}")
+    return out
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v, default=str)
+    return s if len(s) <= 24 else s[:21] + "..."
+
+
+# ---- checkpoints ----
 
 
 def _rng_to_str(state: Tensor) -> str:
@@ -116,67 +191,318 @@ def _load_optimizer_tensors(optimizers, tensors: dict[str, Tensor], groups: list
         opt.load_state_dict({"state": state, "param_groups": groups[i]})
 
 
-def _keep_previous(path: Path) -> None:
-    """Move the last save aside (a rename, not a copy) before writing the next one."""
-    if path.exists():
-        os.replace(path, path.with_name(path.stem + ".prev" + path.suffix))
+def _fault_point(name: str) -> None:
+    """Die here as `kill -9` would, when CHATFORGE_FAULT names this point (tests only)."""
+    if os.environ.get("CHATFORGE_FAULT") == name:
+        os._exit(137)
 
 
-def _saved_step(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    with safe_open(str(path), "pt") as f:
-        step = (f.metadata() or {}).get("step")
-    return int(step) if step is not None else None
-
-
-def _file_at_step(out_dir: Path, name: str, step: int) -> Path:
-    """The current or previous save of `name` written at `step` (a crash mid-checkpoint
-    leaves a newer file next to an older trainer.json; the previous one then matches)."""
-    for candidate in (out_dir / name, out_dir / name.replace(".safetensors", ".prev.safetensors")):
-        if _saved_step(candidate) == step:
-            return candidate
-    raise RunDirError(f"{out_dir}: no {name} saved at step {step}; delete the directory to restart")
+SAVE_POINTS = ("model", "optimizer", "trainer", "renamed", "switched")
 
 
 def save_checkpoint(
-    out_dir: Path,
-    model: nn.Module,
-    optimizers: list[torch.optim.Optimizer],
-    trainer_state: dict,
-    extra: dict,
-) -> None:
-    """Weights, optimizer and trainer state. trainer.json is written last and names the step;
-    the previous weights and optimizer are kept until then, so a kill at any moment leaves a
-    consistent checkpoint to resume from."""
-    step = trainer_state["step"]
-    _keep_previous(out_dir / "model.safetensors")
-    save_model(model, out_dir, extra=extra, step=step)
+    out_dir: Path, model: nn.Module, optimizers: list[torch.optim.Optimizer],
+    trainer_state: dict, extra: dict,
+) -> Path:
+    """Write a complete save into a new directory, then switch LATEST to it in one rename."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step-{trainer_state['step']:07d}-{time.time_ns():x}"
+    tmp = out_dir / f".{name}.tmp"
+    tmp.mkdir()
+    save_model(model, tmp, extra=extra, step=trainer_state["step"])
+    _fault_point("model")
     tensors, groups = _optimizer_tensors(optimizers)
-    _keep_previous(out_dir / "optimizer.safetensors")
-    with atomic_path(out_dir / "optimizer.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"step": str(step)})
-    atomic_write_json(out_dir / "trainer.json", {**trainer_state, "optimizer_groups": groups})
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    _fault_point("optimizer")
+    atomic_write_json(tmp / "trainer.json", {**trainer_state, "optimizer_groups": groups})
+    _fault_point("trainer")
+    fsync_dir(tmp)
+    os.replace(tmp, out_dir / name)
+    fsync_dir(out_dir)
+    _fault_point("renamed")
+    atomic_write_text(out_dir / LATEST, name + "\n")
+    _fault_point("switched")
+    clean_checkpoint_dir(out_dir)
+    return out_dir / name
 
 
-def _resume(
-    out_dir: Path, key: str, model: nn.Module, optimizers, data_gen: torch.Generator
-) -> dict | None:
-    path = out_dir / "trainer.json"
-    if not path.exists():
+def clean_checkpoint_dir(out_dir: Path) -> None:
+    """Delete every save but the one LATEST names, and whatever a kill left half-written."""
+    if not out_dir.is_dir():
+        return
+    keep = (out_dir / LATEST).read_text().strip() if (out_dir / LATEST).is_file() else None
+    for entry in out_dir.iterdir():
+        stale_save = entry.is_dir() and entry.name.startswith(("step-", ".step-")) and entry.name != keep
+        if stale_save:
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.endswith(".tmp"):
+            entry.unlink(missing_ok=True)
+
+
+def latest_save(out_dir: Path) -> Path | None:
+    pointer = out_dir / LATEST
+    if not pointer.is_file():
         return None
-    state = read_json(path)
-    if state.get("key") != key:
-        return None  # a different configuration wrote it: start afresh
-    weights = load_file(str(_file_at_step(out_dir, "model.safetensors", state["step"])))
-    if getattr(model, "cfg", None) is not None and model.cfg.tie_embeddings:
-        weights["lm_head.weight"] = weights["embed_tokens.weight"]
-    model.load_state_dict(weights)
-    optimizer_file = _file_at_step(out_dir, "optimizer.safetensors", state["step"])
-    _load_optimizer_tensors(optimizers, load_file(str(optimizer_file)), state["optimizer_groups"])
-    data_gen.set_state(_rng_from_str(state["data_rng"]))
+    save = out_dir / pointer.read_text().strip()
+    if not (save / "trainer.json").is_file():
+        raise RunDirError(f"{pointer}: names {save.name}, which is not a complete save")
+    return save
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail now, not at the first save minutes later, when the output cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-test-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"{out_dir}: cannot write checkpoints here ({exc.strerror})") from None
+
+
+def _check_identity(out_dir: Path, ident: dict, upstream: dict, restart: bool, stage: str,
+                    console: Console) -> None:
+    """Refuse, in one line, to resume or overwrite a save trained with other settings (unless
+    `restart`); train afresh, saying so, when only what upstream stages made has changed.
+    Run by rank 0 alone, before any rank loads."""
+    save = latest_save(out_dir)
+    if save is None:
+        return
+    state = read_json(save / "trainer.json")
+    if state.get("identity") != ident and not restart:
+        changes = _differences(state.get("identity") or {}, ident)
+        raise ChatforgeError(
+            f"{stage}: {out_dir} holds a checkpoint (step {state.get('step')}) trained with other "
+            f"settings ({'; '.join(changes[:4]) or 'unknown'}); pass --restart to train afresh "
+            "and replace it"
+        )
+    if state.get("identity") == ident and state.get("upstream", {}) == upstream:
+        return
+    if state.get("identity") == ident:
+        changed = ", ".join(k for k in upstream if state.get("upstream", {}).get(k) != upstream[k])
+        console.print(f"[yellow]{stage}: its inputs changed ({changed}); training afresh[/yellow]")
+    (out_dir / LATEST).unlink()
+    clean_checkpoint_dir(out_dir)
+
+
+def _resume(out_dir: Path, model: nn.Module, optimizers) -> dict | None:
+    """The trainer state of the latest save after loading it, or None to start afresh."""
+    save = latest_save(out_dir)
+    if save is None:
+        return None
+    state = read_json(save / "trainer.json")
+    load_weights(model, load_file(str(save / "model.safetensors")), save / "model.safetensors")
+    _load_optimizer_tensors(
+        optimizers, load_file(str(save / "optimizer.safetensors")), state["optimizer_groups"]
+    )
     torch.set_rng_state(_rng_from_str(state["torch_rng"]))
     return state
+
+
+# ---- the loop ----
+
+
+@dataclass
+class _Run:
+    """The loop's mutable state, saved in trainer.json."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    tokens: int = 0
+    last_loss: float = float("nan")
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """One stage's training: resume, then steps (draw, forward/backward, optimizer), logging,
+    evaluation and saving, until max_steps or the time budget, whichever comes first."""
+
+    def __init__(self, task: TrainTask, cfg: TrainConfig, out_dir: Path, metrics_path: Path,
+                 seed: int, ident: dict, upstream: dict, device: torch.device, console: Console,
+                 stage: str, restart: bool):
+        self.task, self.cfg, self.out_dir, self.seed = task, cfg, Path(out_dir), seed
+        self.ident, self.upstream = ident, upstream
+        self.device, self.console, self.stage = device, console, stage
+        self.ddp = init_distributed(device)
+        if cfg.grad_accum % self.ddp.world:
+            raise ConfigError(
+                f"{stage}.train.grad_accum={cfg.grad_accum} must be a multiple of the world size "
+                f"{self.ddp.world} so the global batch stays fixed"
+            )
+        self.accum = cfg.grad_accum // self.ddp.world  # micro-batches of this rank per step
+        if self.ddp.main:
+            check_writable(self.out_dir)
+            clean_checkpoint_dir(self.out_dir)
+            _check_identity(self.out_dir, ident, upstream, restart, stage, console)
+        barrier(self.ddp)
+        if device.type == "cpu":
+            keep_cpu_memory_mapped()
+        torch.manual_seed(seed)
+        self.model = task.model
+        self.optimizers = build_optimizers(self.model, cfg)
+        self.run = _Run()
+        resumed = _resume(self.out_dir, self.model, self.optimizers)
+        if resumed:
+            self.run = _Run(resumed["step"], resumed["elapsed"], resumed["tokens"],
+                            resumed["last_loss"], resumed.get("last_metrics", {}))
+            if task.load_state and "task_state" in resumed:
+                task.load_state(resumed["task_state"])
+            if self.ddp.main:
+                console.print(f"[cyan]resuming {stage} from step {self.run.step} "
+                              f"({self.run.elapsed:.0f}s trained)[/cyan]")
+        self.resumed_from, self.resumed_tokens = self.run.step, self.run.tokens
+        self.metrics = MetricsWriter(metrics_path, truncate_after_step=self.run.step if resumed else None) \
+            if self.ddp.main else None
+        wrapped: nn.Module = self.model
+        if self.ddp.world > 1:
+            wrapped = nn.parallel.DistributedDataParallel(self.model)
+        self.wrapped = wrapped
+        self.compiled = torch.compile(wrapped) if cfg.compile else wrapped
+        if cfg.compile and self.ddp.main:
+            # The time budget includes compiling: it pays off only for runs of minutes.
+            console.print(f"[dim]{stage}: torch.compile on; the first step compiles (10-60 s)[/dim]")
+        self.peak = peak_flops(device)
+        self.eval_result: dict[str, float] = {}
+        self.evaluated_step, self.saved_step = -1, self.run.step
+        self.train_time = 0.0
+        self.window_tokens, self.window_time = 0, 0.0
+
+    def progress(self) -> float:
+        p = self.run.step / self.cfg.max_steps
+        budget = self.cfg.time_budget
+        return max(p, self.run.elapsed / budget) if budget > 0 else p
+
+    # -- phases --
+
+    def step(self) -> None:
+        """One optimizer step: this rank's micro-batches, averaged metrics, clip, update."""
+        task, cfg, ddp = self.task, self.cfg, self.ddp
+        if task.between_steps:
+            self.model.eval()
+            task.between_steps(self.model, self.run.step)
+            self.model.train()
+        set_lr(self.optimizers, lr_multiplier(self.progress(), cfg))
+        sums: dict[str, float] = {"loss": 0.0}
+        for i, micro in enumerate(rank_micros(ddp.rank, ddp.world, cfg.grad_accum)):
+            drawn = task.train_batch(micro_rng(self.seed, self.run.step, micro), self.run.step, micro)
+            batch = tuple(t.to(self.device) for t in drawn)
+            sync = ddp.world == 1 or i == self.accum - 1
+            ctx = self.wrapped.no_sync() if not sync else nullcontext()
+            with ctx, autocast(self.device):
+                loss, metrics = task.loss_fn(self.compiled, batch)
+            (loss / self.accum).backward()
+            sums["loss"] += loss.item() / self.accum
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / self.accum
+        if cfg.grad_clip > 0:
+            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+        for opt in self.optimizers:
+            opt.step()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        if ddp.world > 1:
+            names = sorted(sums)
+            t = torch.tensor([sums[n] for n in names], dtype=torch.float64, device=self.device)
+            dist.all_reduce(t)
+            sums = {n: v / ddp.world for n, v in zip(names, t.tolist(), strict=True)}
+        loss_value = sums.pop("loss")
+        if not math.isfinite(loss_value):
+            raise ChatforgeError(f"{self.stage}: loss became {loss_value} at step {self.run.step + 1}; lower the lr")
+        self.run.step += 1
+        self.run.tokens += task.tokens_per_batch * cfg.grad_accum
+        self.run.last_loss, self.run.last_metrics = loss_value, sums
+
+    def log(self, bar: Progress, bar_task: Any, done: bool) -> None:
+        if not (self.ddp.main and (self.run.step % self.cfg.log_every == 0 or done)):
+            return
+        tps = self.window_tokens / max(self.window_time, 1e-9)
+        mfu = tps * self.task.flops_per_token / self.peak
+        record = {
+            "step": self.run.step, "loss": self.run.last_loss, "lr_mult": lr_multiplier(self.progress(), self.cfg),
+            "tokens": self.run.tokens, "tokens_per_s": tps, "mfu": mfu, "elapsed_s": self.run.elapsed,
+            **self.run.last_metrics,
+        }
+        self.metrics.write(record)
+        shown = " ".join(f"{k} {v:.3g}" for k, v in self.run.last_metrics.items() if k != "grad_norm")
+        bar.update(
+            bar_task, completed=1000 * min(1.0, self.progress()),
+            description=f"step {self.run.step} loss {self.run.last_loss:.3f} {shown} "
+                        f"{tps:,.0f} tok/s mfu {mfu:.0%}".replace("  ", " "),
+        )
+        self.window_tokens, self.window_time = 0, 0.0
+
+    def evaluate(self) -> None:
+        self.model.eval()
+        self.eval_result = self.task.evaluate(self.model)
+        self.model.train()
+        self.evaluated_step = self.run.step
+        self.metrics.write({"step": self.run.step, **self.eval_result})
+        self.console.print(f"  step {self.run.step}: " + " ".join(f"{k} {v:.4f}" for k, v in self.eval_result.items()))
+
+    def save(self) -> None:
+        r = self.run
+        state = {
+            "identity": self.ident, "upstream": self.upstream, "step": r.step, "elapsed": r.elapsed, "tokens": r.tokens,
+            "last_loss": r.last_loss, "last_metrics": r.last_metrics, "seed": self.seed,
+            "torch_rng": _rng_to_str(torch.get_rng_state()),
+        }
+        if self.task.state:
+            state["task_state"] = self.task.state()
+        save_checkpoint(self.out_dir, self.model, self.optimizers, state, self.task.save_extra)
+        self.saved_step = r.step
+
+    def sample(self) -> list[str]:
+        self.model.eval()
+        out = self.task.sample(self.model)
+        self.model.train()
+        return out
+
+    def fit(self) -> TrainResult:
+        task, cfg, ddp = self.task, self.cfg, self.ddp
+        bar = Progress(
+            TextColumn(f"[bold]{self.stage}[/bold]"), BarColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, disable=not ddp.main,
+            transient=False,
+        )
+        with bar:
+            bar_task = bar.add_task("", total=1000)
+            self.model.train()
+            while self.progress() < 1.0:
+                t0 = time.perf_counter()
+                self.step()
+                dt = time.perf_counter() - t0
+                self.run.elapsed += dt
+                self.train_time += dt
+                self.window_tokens += task.tokens_per_batch * cfg.grad_accum
+                self.window_time += dt
+                done = self.progress() >= 1.0
+                self.log(bar, bar_task, done)
+                step = self.run.step
+                if task.evaluate and ddp.main and (step % cfg.eval_every == 0 or done):
+                    self.evaluate()
+                if task.sample and ddp.main and cfg.sample_every and step % cfg.sample_every == 0:
+                    for s in self.sample():
+                        self.console.print(f"  [dim]sample:[/dim] {s!r}")
+                if ddp.main and (step % cfg.checkpoint_every == 0 or done):
+                    self.save()
+                barrier(ddp)
+                self.run.elapsed += time.perf_counter() - t0 - dt  # eval and save count as wall time
+        # The time budget can run out during an evaluation or a save of a step that was not the
+        # last by its own time: evaluate and save that last step all the same.
+        if ddp.main and task.evaluate and self.evaluated_step != self.run.step:
+            self.evaluate()
+        if ddp.main and self.saved_step != self.run.step:
+            self.save()
+        barrier(ddp)
+        self.model.eval()
+        samples = task.sample(self.model) if task.sample and ddp.main else []
+        tps = (self.run.tokens - self.resumed_tokens) / max(self.train_time, 1e-9)
+        return TrainResult(
+            steps=self.run.step, final_loss=self.run.last_loss, tokens=self.run.tokens,
+            wall_s=self.run.elapsed, tokens_per_s=tps, mfu=tps * task.flops_per_token / self.peak,
+            eval=self.eval_result, samples=samples, resumed_from=self.resumed_from,
+            metrics=self.run.last_metrics,
+        )
 
 
 def train(
@@ -185,167 +511,19 @@ def train(
     out_dir: Path,
     metrics_path: Path,
     seed: int,
-    key: str,
+    ident: dict,
     device: torch.device | None = None,
     console: Console | None = None,
     stage: str = "train",
+    restart: bool = False,
+    upstream: dict | None = None,
 ) -> TrainResult:
-    """Train until max_steps or the time budget, whichever comes first; resume if possible."""
-    console = console or Console(stderr=True)
+    """Train until max_steps or the time budget, whichever comes first; resume if possible.
+
+    `ident` holds the stage's own settings and the user's inputs (a change is refused unless
+    `restart`); `upstream` the digests of what earlier stages made (a change trains afresh).
+    """
     device = device or next(task.model.parameters()).device
-    ddp = init_distributed(device)
-    if cfg.grad_accum % ddp.world:
-        raise ConfigError(
-            f"grad_accum={cfg.grad_accum} must be a multiple of the world size {ddp.world} "
-            "so the global batch stays fixed"
-        )
-    accum = cfg.grad_accum // ddp.world
-    if device.type == "cpu":
-        keep_cpu_memory_mapped()
-    torch.manual_seed(seed)
-    model = task.model
-    optimizers = build_optimizers(model, cfg)
-    # One data stream for all ranks: every rank draws all grad_accum micro-batches of a step and
-    # trains on its own share, so DDP over k ranks equals gradient accumulation in one process.
-    data_gen = torch.Generator().manual_seed(seed * 1009)
-    out_dir = Path(out_dir)
-    resumed = _resume(out_dir, key, model, optimizers, data_gen)
-    step = resumed["step"] if resumed else 0
-    elapsed = resumed["elapsed"] if resumed else 0.0
-    tokens = resumed["tokens"] if resumed else 0
-    last_loss = resumed["last_loss"] if resumed else float("nan")
-    resumed_tokens = tokens
-    if resumed:
-        console.print(f"[cyan]resuming {stage} from step {step} ({elapsed:.0f}s trained)[/cyan]")
-    metrics = MetricsWriter(metrics_path, truncate_after_step=step if resumed else None)
-
-    wrapped: nn.Module = model
-    if ddp.world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(model)
-    compiled = torch.compile(wrapped) if cfg.compile else wrapped
-    if cfg.compile and ddp.main:
-        # The time budget includes compiling: it pays off only for runs of minutes.
-        console.print(f"[dim]{stage}: torch.compile on; the first step compiles (10-60 s)[/dim]")
-    peak = peak_flops(device)
-    tokens_per_step = task.tokens_per_batch * cfg.grad_accum
-    budget = cfg.time_budget
-
-    def progress_of(step: int, elapsed: float) -> float:
-        p = step / cfg.max_steps
-        return max(p, elapsed / budget) if budget > 0 else p
-
-    def state_dict() -> dict:
-        return {
-            "key": key, "step": step, "elapsed": elapsed, "tokens": tokens,
-            "last_loss": last_loss, "seed": seed,
-            "data_rng": _rng_to_str(data_gen.get_state()),
-            "torch_rng": _rng_to_str(torch.get_rng_state()),
-        }
-
-    eval_result: dict[str, float] = {}
-    evaluated_step, saved_step = -1, step
-
-    def evaluate() -> None:
-        nonlocal eval_result, evaluated_step
-        model.eval()
-        eval_result = task.evaluate(model)
-        model.train()
-        evaluated_step = step
-        metrics.write({"step": step, **eval_result})
-        console.print(f"  step {step}: " + " ".join(f"{k} {v:.4f}" for k, v in eval_result.items()))
-
-    def checkpoint(final: bool) -> None:
-        nonlocal saved_step
-        save_checkpoint(out_dir, model, optimizers, state_dict(), task.save_extra)
-        saved_step = step
-        if final:
-            for prev in out_dir.glob("*.prev.safetensors"):
-                prev.unlink()
-
-    window_tokens, window_time = 0, 0.0
-    bar = Progress(
-        TextColumn(f"[bold]{stage}[/bold]"), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not ddp.main,
-        transient=False,
-    )
-    resumed_from = step
-    train_time = 0.0  # optimizer-step time of this process, for throughput
-    with bar:
-        bar_task = bar.add_task("", total=1000)
-        model.train()
-        while progress_of(step, elapsed) < 1.0:
-            t0 = time.perf_counter()
-            set_lr(optimizers, lr_multiplier(progress_of(step, elapsed), cfg))
-            loss_sum = 0.0
-            for micro in range(cfg.grad_accum):
-                drawn = task.train_batch(data_gen, step)
-                if micro // accum != ddp.rank:
-                    continue
-                batch = tuple(t.to(device) for t in drawn)
-                sync = ddp.world == 1 or micro % accum == accum - 1
-                ctx = wrapped.no_sync() if not sync and ddp.world > 1 else nullcontext()
-                with ctx, autocast(device):
-                    loss = task.loss_fn(compiled, batch) / accum
-                loss.backward()
-                loss_sum += loss.item()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for opt in optimizers:
-                opt.step()
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            if ddp.world > 1:
-                t = torch.tensor([loss_sum], device=device)
-                dist.all_reduce(t)
-                loss_sum = t.item() / ddp.world
-            dt = time.perf_counter() - t0
-            step += 1
-            elapsed += dt
-            train_time += dt
-            tokens += tokens_per_step
-            last_loss = loss_sum
-            window_tokens += tokens_per_step
-            window_time += dt
-            if not math.isfinite(loss_sum):
-                raise ChatforgeError(f"{stage}: loss became {loss_sum} at step {step}; lower the lr")
-            done = progress_of(step, elapsed) >= 1.0
-            if ddp.main and (step % cfg.log_every == 0 or done):
-                tps = window_tokens / max(window_time, 1e-9)
-                mfu = tps * task.flops_per_token / peak
-                record = {
-                    "step": step, "loss": loss_sum, "lr_mult": lr_multiplier(progress_of(step, elapsed), cfg),
-                    "tokens": tokens, "tokens_per_s": tps, "mfu": mfu, "elapsed_s": elapsed,
-                }
-                metrics.write(record)
-                bar.update(
-                    bar_task, completed=1000 * min(1.0, progress_of(step, elapsed)),
-                    description=f"step {step} loss {loss_sum:.3f} {tps:,.0f} tok/s mfu {mfu:.0%}",
-                )
-                window_tokens, window_time = 0, 0.0
-            if task.evaluate and ddp.main and (step % cfg.eval_every == 0 or done):
-                evaluate()
-            if task.sample and ddp.main and cfg.sample_every and step % cfg.sample_every == 0:
-                model.eval()
-                for s in task.sample(model):
-                    console.print(f"  [dim]sample:[/dim] {s!r}")
-                model.train()
-            if ddp.main and (step % cfg.checkpoint_every == 0 or done):
-                checkpoint(final=done)
-            if ddp.world > 1:
-                dist.barrier()
-            elapsed += time.perf_counter() - t0 - dt  # eval and checkpoint time count as wall time
-    # The time budget can run out during an evaluation or a save of a step that was not the
-    # last by its own time: evaluate and save that last step all the same.
-    if ddp.main and task.evaluate and evaluated_step != step:
-        evaluate()
-    if ddp.main and saved_step != step:
-        checkpoint(final=True)
-    model.eval()
-    samples = task.sample(model) if task.sample and ddp.main else []
-    tps = (tokens - resumed_tokens) / max(train_time, 1e-9)
-    return TrainResult(
-        steps=step, final_loss=last_loss, tokens=tokens, wall_s=elapsed, tokens_per_s=tps,
-        mfu=tps * task.flops_per_token / peak, eval=eval_result, samples=samples,
-        resumed_from=resumed_from,
-    )
-
+    trainer = Trainer(task, cfg, Path(out_dir), Path(metrics_path), seed, ident, upstream or {},
+                      device, console or Console(stderr=True), stage, restart)
+    return trainer.fit()

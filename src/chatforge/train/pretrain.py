@@ -7,26 +7,26 @@ first 90% of the file, model, bits per byte on the last 10%).
 
 from __future__ import annotations
 
-import hashlib
-import math
+import dataclasses
 import re
+import shutil
 import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from rich.console import Console
 
 from chatforge.config import Config, TokenizerConfig
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
-from chatforge.errors import InputError, RunDirError
+from chatforge.errors import ChatforgeError, InputError
+from chatforge.eval.lm import evaluate_bpb
 from chatforge.model.gpt import GPT, GPTConfig
-from chatforge.pipeline import StageResult
-from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
+from chatforge.runs import RunDir, atomic_write_json, atomic_write_text, files_digest, read_json
+from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer, train_bpe
 from chatforge.tokenizer.shards import TokenShards, write_shards
-from chatforge.train.loop import TrainResult, TrainTask, init_distributed, train
+from chatforge.train.loop import TrainResult, TrainTask, barrier, identity, init_distributed, train
 
 SAMPLE_PROMPTS = ("", "The", "Bir")
 
@@ -36,38 +36,17 @@ def build_model(cfg: Config, vocab_size: int, device: torch.device) -> GPT:
     return GPT(GPTConfig.from_model_config(cfg.model, vocab_size)).to(device)
 
 
-@torch.no_grad()
-def evaluate_bpb(
-    model: GPT, shards: TokenShards, seq_len: int, batch_size: int, max_batches: int | None
-) -> dict[str, float]:
-    """Mean validation loss (nats/token) and bits per byte over sequential windows.
-
-    Bits per byte divides by the bytes the tokens stand for, so models with different
-    tokenizers (or none, like char-level nanoGPT) compare fairly.
-    """
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for x, y in shards.iter_val_batches(batch_size, seq_len, max_batches):
-        loss = model(x.to(device), targets=y.to(device))
-        total += loss.item() * y.numel()
-        count += y.numel()
-    if count == 0:
-        raise RunDirError(f"{shards.path}: validation split is shorter than one window of {seq_len + 1} tokens")
-    loss = total / count
-    return {"val_loss": loss, "val_bpb": loss / math.log(2) * shards.n_tokens / shards.n_bytes}
-
-
 def make_task(model: GPT, tok: Tokenizer, train_shards: TokenShards, val_shards: TokenShards,
               cfg: Config, n_samples: int = 3) -> TrainTask:
-    t = cfg.pretrain
+    t = cfg.pretrain.train
     seq = model.cfg.seq_len
 
-    def train_batch(gen: torch.Generator, step: int):
+    def train_batch(gen: torch.Generator, step: int, micro: int):
         return train_shards.get_batch(t.batch_size, seq, gen)
 
     def loss_fn(m, batch):
         x, y = batch
-        return m(x, targets=y)
+        return m(x, targets=y), {}
 
     def evaluate(m):
         return evaluate_bpb(m, val_shards, seq, t.batch_size, t.eval_batches)
@@ -86,10 +65,13 @@ def make_task(model: GPT, tok: Tokenizer, train_shards: TokenShards, val_shards:
     )
 
 
-def _train_key(cfg: Config, tokens_dir: Path) -> str:
-    index = (tokens_dir / "index.json").read_bytes()
-    blob = cfg.section_hash("run.seed", "model", "pretrain") + hashlib.sha256(index).hexdigest()
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _identity(cfg: Config) -> dict:
+    """The stage's own settings that decide the weights: seed, model shape, training."""
+    return identity(cfg.pretrain.train, seed=cfg.run.seed, model=dataclasses.asdict(cfg.model))
+
+
+def _upstream(tokens_dir: Path) -> dict:
+    return {"tokens": files_digest([tokens_dir / "index.json"])}
 
 
 def _summary(result: TrainResult, model: GPT) -> dict:
@@ -114,9 +96,12 @@ def run(cfg: Config, run: RunDir) -> StageResult:
     model = build_model(cfg, tok.vocab_size, device)
     task = make_task(model, tok, train_shards, val_shards, cfg)
     result = train(
-        task, cfg.pretrain, run.checkpoint("pretrain"), run.metrics("pretrain"),
-        seed=cfg.run.seed, key=_train_key(cfg, run.tokens), device=device, stage="pretrain",
+        task, cfg.pretrain.train, run.checkpoint("pretrain"), run.metrics("pretrain"),
+        seed=cfg.run.seed, ident=_identity(cfg), upstream=_upstream(run.tokens), device=device,
+        stage="pretrain", restart=run.restart,
     )
+    if not init_distributed(device).main:
+        return StageResult(device=device.type)  # rank 0 reports and writes
     summary = _summary(result, model)
     atomic_write_text(run.path("samples", "pretrain.txt"), "\n---\n".join(result.samples) + "\n")
     atomic_write_json(run.eval("pretrain"), summary)
@@ -148,43 +133,51 @@ def split_text_file(path: Path, val_fraction: float) -> tuple[str, str]:
     return head, text[len(head):]
 
 
-def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path | None = None) -> dict:
+def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path | None = None,
+                  restart: bool = False) -> dict:
     """Tokenizer + pre-training + bits per byte on the held-out tail of one text file.
 
-    Re-running with the same `out` reuses the tokenizer and shards and resumes training.
+    Re-running with the same `out` and input reuses the tokenizer and shards and resumes
+    training; another input file (or split, or tokenizer) is refused unless `restart`.
     """
     started = time.time()
     out = Path(out)
-    train_text, val_text = split_text_file(Path(text_path), cfg.pretrain.val_fraction)
+    val_fraction = cfg.pretrain.val_fraction
+    train_text, val_text = split_text_file(Path(text_path), val_fraction)
     if not val_text.strip():
-        raise InputError(f"{text_path}: nothing left for validation at val_fraction={cfg.pretrain.val_fraction}")
+        raise InputError(f"{text_path}: nothing left for validation at val_fraction={val_fraction}")
     device = pick_device(cfg.run.device)
     ddp = init_distributed(device)
-    tok_dir = out / "tokenizer"
-    if ddp.world > 1 and not ddp.main:
-        dist.barrier()  # rank 0 prepares the tokenizer and shards first
-    if tokenizer_dir is not None:
-        tok = load_tokenizer(tokenizer_dir)
-    elif (tok_dir / "tokenizer.json").exists():
-        tok = load_tokenizer(tok_dir)
-    else:
-        tok = _train_file_tokenizer(train_text, cfg.tokenizer)
-        tok.save(tok_dir)
-    tokens_dir = out / "tokens"
-    if not (tokens_dir / "index.json").exists() or not (tokens_dir / "val.bin").exists():
-        docs = [{"text": train_text, "split": "train"}, {"text": val_text, "split": "val"}]
-        write_shards(docs, tok, tokens_dir, val_fraction=0.0, seed=0, split_of=lambda d: d["split"])
-    if ddp.world > 1 and ddp.main:
-        dist.barrier()
+    tok_dir, tokens_dir = out / "tokenizer", out / "tokens"
+    source = {
+        "text": files_digest([text_path]), "val_fraction": val_fraction,
+        "tokenizer": files_digest(sorted(Path(tokenizer_dir).glob("*"))) if tokenizer_dir
+        else dataclasses.asdict(cfg.tokenizer),
+    }
+    if ddp.main:
+        _claim_output(out, source, text_path, restart)
+        if tokenizer_dir is not None:
+            tok = load_tokenizer(tokenizer_dir)
+        elif (tok_dir / "tokenizer.json").exists():
+            tok = load_tokenizer(tok_dir)
+        else:
+            tok = _train_file_tokenizer(train_text, cfg.tokenizer)
+            tok.save(tok_dir)
+        if not (tokens_dir / "index.json").exists() or not (tokens_dir / "val.bin").exists():
+            docs = [{"text": train_text, "split": "train"}, {"text": val_text, "split": "val"}]
+            write_shards(docs, tok, tokens_dir, val_fraction=0.0, seed=0, split_of=lambda d: d["split"])
+    barrier(ddp)  # rank 0 prepares the tokenizer and shards first
+    tok = load_tokenizer(tokenizer_dir or tok_dir)
     train_shards, val_shards = TokenShards(tokens_dir, "train"), TokenShards(tokens_dir, "val")
     model = build_model(cfg, tok.vocab_size, device)
     task = make_task(model, tok, train_shards, val_shards, cfg, n_samples=1)
     result = train(
-        task, cfg.pretrain, out / "checkpoint", out / "metrics.jsonl", seed=cfg.run.seed,
-        key=_train_key(cfg, tokens_dir), device=device, stage="pretrain",
+        task, cfg.pretrain.train, out / "checkpoint", out / "metrics.jsonl", seed=cfg.run.seed,
+        ident=_identity(cfg), upstream=_upstream(tokens_dir), device=device, stage="pretrain",
+        restart=restart,
     )
     # The whole held-out tail, not a sample of it.
-    full = evaluate_bpb(model, val_shards, model.cfg.seq_len, cfg.pretrain.batch_size, None)
+    full = evaluate_bpb(model, val_shards, model.cfg.seq_len, cfg.pretrain.train.batch_size, None)
     summary = _summary(result, model)
     summary.update(full)
     summary["wall_s"] = time.time() - started
@@ -195,6 +188,23 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
     if ddp.main:
         atomic_write_json(out / "result.json", summary)
     return summary
+
+
+def _claim_output(out: Path, source: dict, text_path: Path, restart: bool) -> None:
+    """Make `out` hold a run on `source`: refuse another input's run unless `restart`, which
+    drops its tokenizer and shards (the loop then replaces its checkpoint)."""
+    record = out / "source.json"
+    if record.is_file() and read_json(record) != source:
+        old = read_json(record)
+        changed = ", ".join(k for k in source if old.get(k) != source[k]) or "input"
+        if not restart:
+            raise ChatforgeError(
+                f"{out}: holds a run on other input ({changed} differ from {text_path}'s); "
+                "pass --restart to train afresh there, or choose another --out"
+            )
+        for sub in ("tokenizer", "tokens"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    atomic_write_json(record, source)
 
 
 def _train_file_tokenizer(text: str, tcfg: TokenizerConfig) -> Tokenizer:
