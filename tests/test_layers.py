@@ -15,8 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
     ("chatforge.errors", "chatforge.tokenizer.specials"),
+    # Foundations. The sandbox is one (stdlib only): the engine's tools run code in it.
     ("chatforge.runs", "chatforge.config", "chatforge.stage", "chatforge.device",
-     "chatforge.corpus", "chatforge.cost", "chatforge.tokenizer", "chatforge.model"),
+     "chatforge.corpus", "chatforge.cost", "chatforge.tokenizer", "chatforge.model",
+     "chatforge.eval.sandbox", "chatforge.eval.sandbox_launcher"),
     ("chatforge.train.loop", "chatforge.train.optim", "chatforge.engine", "chatforge.serve"),
     # The stages. The built-in dirty web (corpus.web) is written against the data stage's
     # own filters, and the corpus and tokenizer stage functions live beside their packages.
@@ -24,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
      "chatforge.report", "chatforge.corpus.web", "chatforge.corpus.build",
      "chatforge.tokenizer.stage"),
     ("chatforge.pipeline",),
-    ("chatforge.cli", "chatforge.__main__", "chatforge"),
+    ("chatforge.cli", "chatforge.cli_checks", "chatforge.__main__", "chatforge"),
 ]
 
 
