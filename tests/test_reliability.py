@@ -15,13 +15,15 @@ import pytest
 import torch
 
 from chatforge import cli, cost
+from chatforge.config import load_config
 from chatforge.cost.hardware import DEVICES
+from chatforge.data import stage as data_stage
 from chatforge.data.sources import TabularSource, WarcSource
 from chatforge.engine import SamplingParams
 from chatforge.errors import ConfigError, InputError
 from chatforge.model.checkpoint import save_model
 from chatforge.model.gpt import GPT, GPTConfig
-from chatforge.runs import atomic_path, atomic_write_bytes
+from chatforge.runs import RunDir, atomic_path, atomic_write_bytes
 from chatforge.tokenizer.bpe import iter_text_files, load_tokenizer, train_bpe
 
 
@@ -356,3 +358,9 @@ def test_a_control_character_in_a_warc_header_counts_the_record(tmp_path, damage
     source = WarcSource(str(path), kind="wet")
     assert urls(source) == ["https://example.org/0", "https://example.org/2"]
     assert source.skipped == {"bad_warc_header": 1}
+
+
+def test_the_data_stage_rejects_a_mixture_for_a_source_the_web_lacks(tmp_path):
+    cfg = load_config("smoke", ["data.mixture=papers=2", "data.web_pages=10"])
+    with pytest.raises(ConfigError, match="'papers' is not among the inputs"):
+        data_stage.run(cfg, RunDir(tmp_path / "run"))
