@@ -144,6 +144,11 @@ def test_dedup_and_decontam_see_the_pieces(tmp_path: Path):
     chapters = ["\n\n".join(p for e in world.entities[3 * i : 3 * i + 3] for p in article(world, e, "en", rng))
                 for i in range(5)]
     assert min(map(len, chapters)) > MIN_SECTION_CHARS
+    question = ("Which of the quiet harbours beside the silver river was the first one to open its "
+                "old stone gates to travellers in the morning?")
+    chapters[1] += "\n\n" + question + " The north harbour, they say."
+    quiz = tmp_path / "quiz.jsonl"
+    quiz.write_text(json.dumps({"id": "q1", "question": question, "answer": "the north harbour"}) + "\n")
     shared = "CHAPTER 3.\n\n" + chapters[4]
     one = "\n\n".join([f"CHAPTER {i + 1}.\n\n{c}" for i, c in enumerate(chapters[:2])] + [shared])
     two = "\n\n".join([f"CHAPTER {i + 1}.\n\n{c}" for i, c in enumerate(chapters[2:4])] + [shared])
@@ -151,11 +156,12 @@ def test_dedup_and_decontam_see_the_pieces(tmp_path: Path):
         (tmp_path / f"{name}.txt").write_text(text)
     limit = max(len(one), len(two)) // 2
     cfg = DataConfig(workers=1, max_doc_chars=limit, pii_masking=False)
-    funnel = run_data([f"books:{tmp_path}/*.txt"], tmp_path / "out", cfg)
+    funnel = run_data([f"books:{tmp_path}/*.txt"], tmp_path / "out", cfg, decontam_sets=[quiz])
     assert funnel["total"]["read"]["docs"] == 2 and funnel["notes"]["normalize"]["pieces"] == 6
     assert funnel["removed"]["exact_dedup"]["exact_duplicate"]["docs"] == 1
+    assert [f["id"].rsplit("#", 1)[1] for f in funnel["contamination"]] == ["part0001"]
     rows = [r for p in sorted((tmp_path / "out").glob("documents-*.parquet")) for r in pq.read_table(p).to_pylist()]
-    assert len(rows) == 5 and all(len(r["text"]) <= limit for r in rows)
+    assert len(rows) == 4 and all(len(r["text"]) <= limit for r in rows)
     assert len({json.loads(r["metadata"])["parent_id"] for r in rows}) == 2
 
 

@@ -68,7 +68,7 @@ def sections(text: str, heading: re.Pattern[str]) -> list[str]:
     pending = ""
     for part in filter(None, raw):
         pending = f"{pending}\n\n{part}" if pending else part
-        if len(pending) >= MIN_SECTION_CHARS:
+        if len(part) >= MIN_SECTION_CHARS:  # short ones wait for the next long one
             merged.append(pending)
             pending = ""
     if pending:  # a short tail (an end note) stays with the last section
