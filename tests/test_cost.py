@@ -218,7 +218,7 @@ def test_param_count_matches_the_model(preset):
 def test_chatforge_d20_preset_on_8_h100():
     est = preset_estimate("d20", gpu="h100", gpus=8)
     cfg = load_config("d20")
-    p = cfg.pretrain
+    p = cfg.pretrain.train
     assert est.tokens == p.max_steps * p.batch_size * p.grad_accum * cfg.model.seq_len
     assert 4e8 < est.params < 8e8
     # nanochat d20: ~4 h on 8xH100 at its MFU; at the default 40% the same order.
