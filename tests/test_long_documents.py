@@ -20,7 +20,13 @@ from chatforge.data.document import Document
 from chatforge.data.normalize import clean_text
 from chatforge.data.pipeline import run_data
 from chatforge.data.sources.books import BooksSource, strip_gutenberg, unwrap
-from chatforge.data.split import MIN_SECTION_CHARS, heading_pattern, sections, split_text
+from chatforge.data.split import (
+    MIN_SECTION_CHARS,
+    PIECE_CHARS,
+    heading_pattern,
+    sections,
+    split_text,
+)
 from chatforge.data.steps import MAX_PARTS, ORDER_KEY, Step, normalize_step, order_key
 
 WORDS = "river stone light garden window letter morning silver quiet harbour field song".split()
@@ -79,6 +85,13 @@ def test_long_chapter_packs_paragraphs_then_lines_under_the_limit():
     pieces, bad = split_text(text, limit, "jsonl")
     assert bad == [] and all(len(p) <= limit for p in pieces) and len(pieces) < len(paragraphs)
     assert "\n\n".join(pieces) == text  # cuts fall on paragraph boundaries only
+    huge = "\n\n".join(_paragraph(rng) for _ in range(1000))  # several PIECE_CHARS
+    pieces, _ = split_text(huge, 10 * len(huge), "jsonl")
+    assert pieces == [huge]  # not a book: under the limit it stays whole
+    pieces, _ = split_text(huge, len(huge) - 1, "jsonl")
+    fewest = -(-len(huge) // PIECE_CHARS)
+    assert fewest <= len(pieces) <= fewest + 1 and max(map(len, pieces)) <= PIECE_CHARS  # Gopher-safe
+    assert split_text(huge, 10 * len(huge), "books")[0] == pieces  # books are always cut
     lines = "\n".join(_paragraph(rng, 1) for _ in range(300))  # one sentence a line, no blank lines
     pieces, bad = split_text(lines, 2000, "text")
     assert bad == [] and "\n".join(pieces) == lines and all(len(p) <= 2000 for p in pieces)
@@ -192,9 +205,12 @@ def _survival(tmp_path: Path, book: Path, *overrides: str) -> tuple[int, int, in
     return sum(map(len, texts)), len(body), len(texts), max(map(len, texts))
 
 
-def test_gutenberg_novel_over_the_limit_comes_out_as_chapters(tmp_path: Path):
-    """Pride and Prejudice with a 200k limit: 61 chapters, ~all of the body, no piece over."""
+def test_gutenberg_novel_comes_out_as_chapters(tmp_path: Path):
+    """Pride and Prejudice (721k chars, 122k words: one document would fail Gopher's 100k-word
+    rule): 61 chapters, ~all of the body; with a 200k limit the same, no piece over it."""
     path = shared_file("gutenberg", "pg1342.txt")
+    out_chars, body_chars, pieces, longest = _survival(tmp_path, path)
+    assert pieces >= 55 and out_chars >= 0.98 * body_chars
     out_chars, body_chars, pieces, longest = _survival(tmp_path, path, "max_doc_chars=200000")
     assert pieces >= 55 and longest <= 200_000
     assert out_chars >= 0.98 * body_chars  # lost: chapter headings and illustration tags (C4 lines)

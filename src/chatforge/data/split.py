@@ -5,7 +5,8 @@ for its length loses all of it. Pieces are cut at the strongest boundary the tex
 chapter headings ("CHAPTER 1.", "Chapter IV", "BÖLÜM 3", "2. Bölüm", a roman numeral alone on a
 line, "EPILOGUE"), papers at section headings ("3.1 Results", "References"), then, inside a
 section still over the limit and for every other source, at paragraphs (blank lines), then at
-lines; each level packs its units greedily into pieces of at most `limit` characters. A heading
+lines; each level packs its units greedily into pieces of at most `PIECE_CHARS` (or `limit`,
+if lower) characters. Books are cut at their chapters even when under the limit. A heading
 only counts at the start of a paragraph, and a run of short sections (a table of contents, a
 title page, a dedication) joins the section that follows it, so pieces are chapters, not the
 lines of the contents list. What no boundary can bring under the limit (one gigantic line, a
@@ -18,6 +19,14 @@ import re
 
 # Sections shorter than this join the next one (contents lists, title pages, part titles).
 MIN_SECTION_CHARS = 1000
+# Packed pieces hold at most this many characters (or the limit, if lower): about 17k English
+# words. Gopher's quality rule removes documents of over 100,000 words (~600k characters), so
+# pieces packed up to the 1M limit would be cut only to be dropped.
+PIECE_CHARS = 100_000
+# Sources whose documents are always cut at their sections, whatever their length: a whole
+# novel is one file of often more than 100,000 words, which Gopher's rule would drop, and its
+# chapters are the units a reader, a deduplicator and a training window see.
+ALWAYS_SECTIONED = frozenset({"books"})
 
 _NUMBER = (
     r"(?:\d{1,4}|[IVXLCDM]{1,8}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
@@ -97,49 +106,49 @@ def pack(units: list[str], sep: str, limit: int) -> list[str]:
     return pieces
 
 
-def _fit(text: str, limit: int, levels: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(pieces under the limit, parts that no boundary in `levels` can split under it)."""
-    if len(text) <= limit:
+def _fit(text: str, target: int, limit: int, levels: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(pieces packed to `target`, in order; parts that no boundary in `levels` brings under `limit`)."""
+    if len(text) <= target:
         return [text], []
     if not levels:
-        return [], [text]
+        return ([text], []) if len(text) <= limit else ([], [text])
     sep, rest = levels[0], levels[1:]
     units = [u for u in text.split(sep) if u.strip()]
     if len(units) <= 1:
-        return _fit(text, limit, rest)
+        return _fit(text, target, limit, rest)
     fitting: list[str] = []
     pieces: list[str] = []
     unsplittable: list[str] = []
     for unit in units:
-        if len(unit) <= limit:
+        if len(unit) <= target:
             fitting.append(unit)
             continue
-        pieces += pack(fitting, sep, limit)
+        pieces += pack(fitting, sep, target)
         fitting = []
-        sub, bad = _fit(unit, limit, rest)
+        sub, bad = _fit(unit, target, limit, rest)
         pieces += sub
         unsplittable += bad
-    pieces += pack(fitting, sep, limit)
+    pieces += pack(fitting, sep, target)
     return pieces, unsplittable
 
 
 def split_text(text: str, limit: int, source: str = "") -> tuple[list[str], list[str]]:
     """(pieces of at most `limit` chars, in order; parts that cannot be split under it).
 
-    Text under the limit comes back whole. Books and papers are cut at their sections first
-    (each section its own piece, as chapters are the units a reader and a deduplicator see),
-    anything else packs paragraphs, then lines, up to the limit.
+    Text under the limit comes back whole, except books (`ALWAYS_SECTIONED`). Books and papers
+    are cut at their sections first, each section its own piece; a section still too long, and
+    any other text, packs paragraphs, then lines, into pieces of at most `PIECE_CHARS`.
     """
     if limit < 1:
         raise ValueError(f"split limit must be positive, got {limit}")
-    if len(text) <= limit:
+    if len(text) <= limit and source not in ALWAYS_SECTIONED:
         return [text], []
     heading = heading_pattern(source)
     parts = sections(text, heading) if heading else [text]
     pieces: list[str] = []
     unsplittable: list[str] = []
     for part in parts:
-        sub, bad = _fit(part, limit, ("\n\n", "\n"))
+        sub, bad = _fit(part, min(limit, PIECE_CHARS), limit, ("\n\n", "\n"))
         pieces += sub
         unsplittable += bad
     return pieces, unsplittable

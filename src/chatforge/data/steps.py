@@ -137,10 +137,11 @@ def _pieces(doc: Document, texts: list[str]) -> list[Document]:
 
 
 def normalize_step(docs: list[Document], form: str = "NFC", max_chars: int = 1_000_000) -> StepOutput:
-    """Unicode-normalise and tidy whitespace; split documents over `max_chars` into pieces.
+    """Unicode-normalise and tidy whitespace; split books and documents over `max_chars`.
 
-    Pieces follow `chatforge.data.split` (books at chapters, papers at sections, the rest at
-    paragraphs, then lines). Notes count the documents split and the pieces made; a part no
+    Pieces follow `chatforge.data.split` (books at chapters whatever their length, papers at
+    sections, the rest at paragraphs, then lines). Notes count the documents split and the
+    pieces made; a part no
     boundary brings under the limit is removed as "too_long" (one per document that had any).
     """
     out = StepOutput([])
@@ -149,11 +150,11 @@ def normalize_step(docs: list[Document], form: str = "NFC", max_chars: int = 1_0
         if not text:
             out.removed.append((d, "empty"))
             continue
-        if len(text) <= max_chars:
+        texts, unsplittable = split_text(text, max_chars, d.source)
+        if texts == [text]:  # one piece: the document as it was
             out.notes["changed"] += text != d.text
             out.kept.append(_with_text(d, text))
             continue
-        texts, unsplittable = split_text(text, max_chars, d.source)
         if len(texts) > MAX_PARTS:  # thousands of short chapters: pack them, still at chapters
             texts = pack(texts, "\n\n", max_chars)
         if len(texts) > MAX_PARTS:  # more pieces than order keys can number
