@@ -1,0 +1,212 @@
+"""The evaluation harness: log-likelihood and generation requests, batched through the model.
+
+Every benchmark is one of two request kinds, as in lm-evaluation-harness:
+- log-likelihood: the log-probability of each continuation given a context. The contexts of a
+  batch of items are left-padded into one forward pass that fills a KV cache; the cache rows
+  are then repeated once per choice and only the continuations are fed on top. The context of
+  an item is computed once and shared by all its choices (MMLU's " A".." D" need no second
+  pass at all: the first continuation token is scored from the context's last position).
+- generation: greedy or sampled text through `Engine`, with stop strings.
+
+Tasks turn their items into requests, score the replies and return a `TaskResult`: one row per
+item (task, doc_id, prompt hash, pred, gold, correct, ...) and aggregates with standard errors
+(the sample standard deviation over sqrt(n), lm-eval's `mean_stderr`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chatforge.engine import Completion, Engine, SamplingParams
+from chatforge.errors import InputError
+from chatforge.model.gpt import GPT
+from chatforge.runs import atomic_write_text
+from chatforge.tokenizer.bpe import Tokenizer
+from chatforge.tokenizer.chat import render_prompt
+
+STYLES = ("base", "chat")
+
+
+@dataclass
+class EvalModel:
+    """What every task needs: the model, its tokenizer, the prompt style and batching.
+
+    `style` "base": few-shot plain-text prompts; "chat": zero-shot prompts in the chat template.
+    """
+
+    model: GPT
+    tok: Tokenizer
+    style: str = "base"
+    batch_size: int = 32
+    max_new_tokens: int = 256
+    seed: int = 1234  # few-shot sampling seed (lm-eval's default)
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"style {self.style!r}: choose one of {', '.join(STYLES)}")
+
+    @property
+    def context_length(self) -> int:
+        return self.model.cfg.seq_len
+
+    def prompt(self, text: str) -> list[int]:
+        """A prompt's ids: BOS + text for a base model, a user turn for a chat model."""
+        if self.style == "chat":
+            return render_prompt(self.tok, [{"role": "user", "content": text}])
+        return [self.tok.bos_id] + self.tok.encode(text)
+
+
+@dataclass
+class LoglikRequest:
+    """An item's context (token ids) and its continuations (token ids each, non-empty)."""
+
+    context: list[int]
+    continuations: list[list[int]]
+
+
+@dataclass
+class TaskResult:
+    """Per-item rows and aggregate metrics (each `<m>` with its `<m>_stderr` where it has one)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def encode_pair(tok: Tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's split: trailing spaces of the context move onto the continuation, then the
+    continuation's ids are those of context + continuation after the context's ids (so a
+    merge across the boundary is scored as the whole text tokenizes)."""
+    n_spaces = len(context) - len(context.rstrip(" "))
+    if n_spaces:
+        context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+    whole = tok.encode(context + continuation)
+    ctx = tok.encode(context)
+    return ctx, whole[len(ctx):]
+
+
+def _fit_context(context: list[int], max_cont: int, seq_len: int) -> list[int]:
+    """Drop the oldest context tokens so context + continuation - 1 fits the model. lm-eval
+    truncates from the left too, but per choice; here an item's context is cut once, as far as
+    its longest choice needs, so that all its choices share it (same result when it fits)."""
+    keep = seq_len + 1 - max_cont
+    if keep < 1:
+        raise InputError(f"a continuation of {max_cont} tokens does not fit the context length {seq_len}")
+    return context[-keep:]
+
+
+@torch.inference_mode()
+def loglikelihoods(
+    em: EvalModel, requests: Sequence[LoglikRequest]
+) -> list[list[tuple[float, bool]]]:
+    """(sum log p(continuation | context), whether it is the greedy continuation) per choice."""
+    for i, r in enumerate(requests):
+        if not r.context or not r.continuations or any(not c for c in r.continuations):
+            raise ValueError(f"request {i}: empty context or continuation")
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
+    out: list[list[tuple[float, bool]]] = [[] for _ in requests]
+    for s in range(0, len(order), em.batch_size):
+        chunk = order[s : s + em.batch_size]
+        for i, scores in zip(chunk, _loglik_chunk(em, [requests[i] for i in chunk]), strict=True):
+            out[i] = scores
+    return out
+
+
+def _loglik_chunk(em: EvalModel, reqs: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
+    model, seq = em.model, em.context_length
+    device = next(model.parameters()).device
+    conts = [c for r in reqs for c in r.continuations]
+    owner = [i for i, r in enumerate(reqs) for _ in r.continuations]
+    lc = max(len(c) for c in conts)
+    ctxs = [_fit_context(r.context, max(len(c) for c in r.continuations), seq) for r in reqs]
+    B, P = len(reqs), max(len(c) for c in ctxs)
+    idx = torch.full((B, P), em.tok.pad_id, dtype=torch.long, device=device)
+    valid = torch.zeros(B, P, dtype=torch.bool, device=device)
+    for r, c in enumerate(ctxs):
+        idx[r, P - len(c):] = torch.tensor(c, dtype=torch.long)
+        valid[r, P - len(c):] = True
+    cache = model.new_cache(B, P + lc - 1)
+    # Only the last position's logits are needed: the head runs on one position per context.
+    first = model.lm_head(model.hidden_states(idx, cache, valid)[:, -1]).float().log_softmax(-1)
+    rows = torch.tensor(owner, device=device)
+    first = first[rows]  # (R, V): one row per choice
+    R = len(conts)
+    targets = torch.full((R, lc), -1, dtype=torch.long, device=device)
+    for j, c in enumerate(conts):
+        targets[j, : len(c)] = torch.tensor(c, dtype=torch.long)
+    logp = torch.zeros(R, lc, device=device)
+    greedy = torch.ones(R, lc, dtype=torch.bool, device=device)
+    t0 = targets[:, 0]
+    logp[:, 0] = first.gather(1, t0[:, None])[:, 0]
+    greedy[:, 0] = first.argmax(-1) == t0
+    if lc > 1:
+        cache.reorder(rows)  # each context's cache once per choice
+        step = targets[:, :-1].clamp(min=0)
+        step_valid = targets[:, :-1] >= 0
+        nxt = model(step, cache=cache, key_valid=step_valid).float().log_softmax(-1)  # (R, lc-1, V)
+        tgt = targets[:, 1:]
+        real = tgt >= 0
+        logp[:, 1:] = torch.where(real, nxt.gather(2, tgt.clamp(min=0)[..., None])[..., 0], 0.0)
+        greedy[:, 1:] = (nxt.argmax(-1) == tgt) | ~real
+    total, is_greedy = logp.sum(1).tolist(), greedy.all(1).tolist()
+    out: list[list[tuple[float, bool]]] = [[] for _ in reqs]
+    for j, i in enumerate(owner):
+        out[i].append((total[j], bool(is_greedy[j])))
+    return out
+
+
+def fit_prompt(prompt: list[int], room: int, seq_len: int) -> list[int]:
+    """Keep the first token (BOS) and the newest tokens so `room` new tokens still fit."""
+    keep = seq_len - room
+    if len(prompt) <= keep:
+        return prompt
+    return prompt[:1] + prompt[len(prompt) - keep + 1:]
+
+
+def generate(em: EvalModel, prompts: Sequence[list[int]], params: SamplingParams) -> list[Completion]:
+    """Complete every prompt through the engine, in batches of similar length (less padding);
+    a prompt too long for the context keeps its newest tokens, leaving room for the reply."""
+    engine = Engine(em.model, em.tok)
+    room = min(params.max_new_tokens, em.context_length // 2)
+    fitted = [fit_prompt(list(p), room, em.context_length) for p in prompts]
+    order = sorted(range(len(fitted)), key=lambda i: len(fitted[i]))
+    out: list[Completion | None] = [None] * len(fitted)
+    for s in range(0, len(order), em.batch_size):
+        chunk = order[s : s + em.batch_size]
+        for i, c in zip(chunk, engine.generate([fitted[i] for i in chunk], params), strict=True):
+            out[i] = c
+    return [c for c in out if c is not None]
+
+
+def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample std with n - 1, over sqrt(n)); NaN stderr below 2."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def add_metric(metrics: dict[str, float], name: str, values: Sequence[float]) -> None:
+    """Store `name` and `name_stderr` for per-item values."""
+    metrics[name], metrics[f"{name}_stderr"] = mean_stderr(values)
+
+
+def prompt_hash(ids: Sequence[int]) -> str:
+    """Short digest of a prompt's token ids, to tell whether two runs asked the same thing."""
+    return hashlib.sha256(json.dumps(list(ids)).encode()).hexdigest()[:16]
+
+
+def write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Per-item rows as JSONL (written atomically: other stages and the report read them)."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
