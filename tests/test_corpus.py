@@ -52,7 +52,7 @@ def test_pipeline_runs_the_corpus_stage_and_then_skips_it(tmp_path):
     cfg, run = smoke_config(), RunDir(tmp_path / "run")
     manifest = run_pipeline(cfg, run, only=["corpus"], console=Console(quiet=True))["corpus"]
     assert manifest["status"] == "complete"
-    assert sorted(p.name for p in run.corpus.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in run.corpus.iterdir()) == sorted((*FILES, "eval"))  # eval/: corpus/safety.py
     before = (run.corpus / "pretrain.jsonl").stat().st_mtime_ns
     run_pipeline(cfg, run, only=["corpus"], console=Console(quiet=True))
     assert (run.corpus / "pretrain.jsonl").stat().st_mtime_ns == before

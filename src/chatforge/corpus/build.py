@@ -7,6 +7,7 @@ Outputs (all written atomically):
   sft_heldout.jsonl     held-out conversations (validation loss, held-out fact questions)
   facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "relation", "seen_in_sft"}:
                         the held-out fact questions that score SFT (exact match)
+  eval/*.jsonl          safety and bias sets (harmful, benign look-alikes, bias pairs; corpus/safety.py)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatforge.config import Config, CorpusConfig
-from chatforge.corpus import chat, text
+from chatforge.corpus import chat, safety, text
 from chatforge.corpus.world import World
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.stage import StageResult
@@ -34,7 +35,8 @@ def generate(cfg: CorpusConfig) -> dict[str, Any]:
     docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
     train, heldout = chat.conversations(world, cfg, cfg.seed)
     return {"world": world, "docs": docs, "mentions": mentions, "train": train,
-            "heldout": heldout, "facts_heldout": chat.heldout_fact_questions(heldout)}
+            "heldout": heldout, "facts_heldout": chat.heldout_fact_questions(heldout),
+            "safety": safety.generate(world, list(cfg.languages), cfg.seed)}
 
 
 def run(cfg: Config, run: RunDir) -> StageResult:
@@ -47,6 +49,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "sft_heldout.jsonl": _jsonl(out["heldout"]),
         "facts_heldout.jsonl": _jsonl(out["facts_heldout"]),
     }
+    files |= {f"eval/{stem}.jsonl": _jsonl(rows) for stem, rows in out["safety"].items()}
     for name, body in files.items():
         atomic_write_text(run.corpus / name, body)
     atomic_write_json(run.corpus / "world.json", out["world"].to_json())
@@ -69,6 +72,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "sft_train_per_lang": dict(sorted(Counter(c["lang"] for c in out["train"]).items())),
         "facts_heldout": len(out["facts_heldout"]),
         "facts_heldout_unseen": sum(not q["seen_in_sft"] for q in out["facts_heldout"]),
+        "safety_sets": {stem: len(rows) for stem, rows in out["safety"].items()},
         "build_s": round(time.perf_counter() - started, 2),
     }
     outputs = {name: str(run.corpus / name) for name in [*files, "world.json"]}
