@@ -285,6 +285,79 @@ def chat(
         err.print(note, highlight=False, markup=False)
 
 
+def _fresh_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix a new model into a directory that already holds files."""
+    if out.exists() and not out.is_dir():
+        raise ChatforgeError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ChatforgeError(f"--out {out}: not empty (pass --overwrite to replace its files)")
+
+
+@app.command("export")
+def export_model(
+    source: Annotated[Path, typer.Argument(help="run directory (newest chat checkpoint) or checkpoint directory")],
+    out: Annotated[Path, typer.Option(help="directory to write the transformers model into")],
+    format: Annotated[str, typer.Option("--format", help="hf (transformers: Llama or Qwen3)")] = "hf",
+    stage: Annotated[str | None, typer.Option(help="checkpoint of a run to export (default: newest of rlhf, dpo, ppo, sft, pretrain)")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="tokenizer directory (default: the run's tokenizer/)")] = None,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 | float16 (default: as saved)")] = "",
+    overwrite: Annotated[bool, typer.Option(help="write into a non-empty --out")] = False,
+) -> None:
+    """Export a model as a Hugging Face transformers directory (safetensors, config, tokenizer)."""
+    if format != "hf":
+        raise ChatforgeError(f"--format {format}: only hf is supported")
+    if dtype not in ("", "float32", "bfloat16", "float16"):
+        raise ChatforgeError(f"--dtype {dtype}: choose float32, bfloat16 or float16")
+    if not source.exists():
+        raise ChatforgeError(f"{source}: no such run or checkpoint directory")
+    _fresh_out(out, overwrite)
+    import torch
+
+    from chatforge.model.checkpoint import load_model, resolve_checkpoint
+    from chatforge.model.hf import export_hf, tokenizer_beside
+    from chatforge.serve.chat_cli import find_checkpoint
+    from chatforge.tokenizer.bpe import load_tokenizer
+
+    note = ""
+    if (source / "checkpoints").is_dir():
+        ckpt, note = find_checkpoint(source, stage)
+        tok_dir = tokenizer or source / "tokenizer"
+    else:
+        ckpt = source
+        tok_dir = tokenizer or tokenizer_beside(resolve_checkpoint(source))
+    model = load_model(ckpt)
+    if dtype:
+        model = model.to(getattr(torch, dtype))
+    files = export_hf(model, load_tokenizer(tok_dir), out)
+    if note:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+    typer.echo(json.dumps({"checkpoint": str(resolve_checkpoint(ckpt)), "tokenizer": str(tok_dir),
+                           "out": str(out), "files": [f.name for f in files]}))
+
+
+@app.command("import-hf")
+def import_hf_model(
+    directory: Annotated[Path, typer.Argument(help="transformers directory (Llama or Qwen3, safetensors)")],
+    out: Annotated[Path, typer.Option(help="chatforge weights directory to write")],
+    overwrite: Annotated[bool, typer.Option(help="write into a non-empty --out")] = False,
+) -> None:
+    """Import a Hugging Face Llama/Qwen3 model as a chatforge checkpoint (and its tokenizer)."""
+    if not directory.is_dir():
+        raise ChatforgeError(f"{directory}: no such directory")
+    _fresh_out(out, overwrite)
+    from chatforge.model.checkpoint import save_model
+    from chatforge.model.hf import import_hf
+
+    model, tok, why_not = import_hf(directory)
+    save_model(model, out, extra={"imported_from": str(directory.resolve())})
+    if tok is not None:
+        tok.save(out)
+    else:
+        err.print(f"[yellow]warning:[/yellow] tokenizer not imported: {why_not}", highlight=False, soft_wrap=True)
+    typer.echo(json.dumps({"out": str(out), "params": model.num_params(), "config": model.cfg.to_dict(),
+                           "tokenizer": str(out / "tokenizer.json") if tok is not None else None}))
+
+
 @app.command()
 def data(
     source: Annotated[list[str] | None, typer.Option(
