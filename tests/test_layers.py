@@ -16,9 +16,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, ...]] = [
     ("chatforge.errors", "chatforge.tokenizer.specials"),
     # Foundations. The sandbox is one (stdlib only): the engine's tools run code in it.
+    # So is the preference store (stdlib sqlite): the labelling server reads and writes it.
     ("chatforge.runs", "chatforge.config", "chatforge.stage", "chatforge.device",
      "chatforge.corpus", "chatforge.cost", "chatforge.tokenizer", "chatforge.model",
-     "chatforge.eval.sandbox", "chatforge.eval.sandbox_launcher"),
+     "chatforge.eval.sandbox", "chatforge.eval.sandbox_launcher", "chatforge.align.prefs"),
     ("chatforge.train.loop", "chatforge.train.optim", "chatforge.engine", "chatforge.serve"),
     # The stages. The built-in dirty web (corpus.web) is written against the data stage's
     # own filters, and the corpus and tokenizer stage functions live beside their packages.

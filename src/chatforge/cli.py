@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 tokenizer_app = typer.Typer(help="Train and use byte-level BPE tokenizers.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
+prefs_app = typer.Typer(help="Preference pairs: collect, label, judge, import, export.", no_args_is_help=True)
+app.add_typer(prefs_app, name="prefs")
 
 err = Console(stderr=True)
 _DEBUG = {"on": False}
@@ -390,6 +392,85 @@ def data(
     if summary["skipped"]:
         err.print(f"[yellow]warning:[/yellow] {summary['skipped']}", highlight=False, soft_wrap=True)
     typer.echo(json.dumps(summary, default=float))
+
+
+def _prefs_store(run_dir: Path):
+    """The run's preference store (runs/<name>/prefs/prefs.db), created on first use."""
+    from chatforge.align.prefs import PrefStore
+
+    if not run_dir.is_dir():
+        raise ChatforgeError(f"{run_dir}: no such run directory")
+    return PrefStore(run_dir / "prefs")
+
+
+SplitOpt = Annotated[str | None, typer.Option(help="only pairs of this split (default: all)")]
+
+
+@prefs_app.command("label")
+def prefs_label(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    labeller: Annotated[str | None, typer.Option(help="your name (default: the login name)")] = None,
+    split: SplitOpt = None,
+) -> None:
+    """Label pairs in the terminal: a / b / t (tie) / s (skip) / u (undo) / q (quit)."""
+    from chatforge.serve.label_cli import default_labeller, label_terminal
+
+    session = label_terminal(_prefs_store(run_dir), labeller or default_labeller(), split)
+    typer.echo(json.dumps(session))
+
+
+@prefs_app.command("serve")
+def prefs_serve(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8765,
+    split: SplitOpt = None,
+) -> None:
+    """Serve the labelling page (several labellers at once) and its statistics view."""
+    from chatforge.serve.label_app import serve
+
+    store = _prefs_store(run_dir)
+    err.print(f"labelling page on http://{host}:{port}/ ({store.count(split)} pairs)",
+              highlight=False, markup=False)
+    serve(store.path, host, port, split)
+
+
+@prefs_app.command("import")
+def prefs_import(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    file: Annotated[Path, typer.Argument(help="preference file to import")],
+    format: Annotated[str, typer.Option("--format", help="jsonl | hh-rlhf | llamafactory")] = "jsonl",
+    split: Annotated[str, typer.Option(help="split the imported pairs go to")] = "train",
+) -> None:
+    """Import preference pairs (prompt/chosen/rejected JSONL, HH-RLHF, llamafactory DPO)."""
+    store = _prefs_store(run_dir)
+    readers = {"jsonl": store.import_jsonl, "hh-rlhf": store.import_hh_rlhf,
+               "llamafactory": store.import_llamafactory}
+    if format not in readers:
+        raise ChatforgeError(f"--format: {format!r} is not one of {', '.join(readers)}")
+    stats = readers[format](file, split=split)
+    if stats.skipped:
+        skipped = ", ".join(f"{k} x{v}" for k, v in stats.skipped.items())
+        err.print(f"[yellow]warning:[/yellow] {file}: skipped {skipped}", highlight=False,
+                  soft_wrap=True)
+    typer.echo(json.dumps(stats.as_dict()))
+
+
+@prefs_app.command("export")
+def prefs_export(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    out: Annotated[Path, typer.Option(help="JSONL file to write (prompt/chosen/rejected)")],
+    split: SplitOpt = None,
+) -> None:
+    """Export the majority preferences as prompt/chosen/rejected JSONL."""
+    rows = _prefs_store(run_dir).export_jsonl(out, split=split)
+    typer.echo(json.dumps({"out": str(out), "rows": rows}))
+
+
+@prefs_app.command("stats")
+def prefs_stats(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Labels per labeller, agreement (raw and Cohen's kappa), A/B position bias, as JSON."""
+    typer.echo(json.dumps(_prefs_store(run_dir).stats(), indent=1))
 
 
 def main(args: list[str] | None = None) -> None:
