@@ -10,7 +10,12 @@ from chatforge.tokenizer.bpe import train_bpe
 from chatforge.tokenizer.chat import (
     ASSISTANT_END,
     ASSISTANT_START,
+    OUTPUT_END,
+    OUTPUT_START,
+    PYTHON_END,
+    PYTHON_START,
     check_messages,
+    content_text,
     jinja_chat_template,
     render_conversation,
     render_prompt,
@@ -33,7 +38,18 @@ CONVERSATIONS = [
         {"role": "assistant", "content": "Bilmiyorum.\n\n"},
     ],
     [{"role": "user", "content": ""}, {"role": "assistant", "content": "   "}],
+    [
+        {"role": "user", "content": "What is 17 + 25?"},
+        {"role": "assistant", "content": [
+            {"type": "python", "text": "17 + 25"}, {"type": "python_output", "text": "42"},
+            {"type": "text", "text": "17 + 25 = 42. {{ x }}"}]},
+        {"role": "user", "content": "And 3 ** 4?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Let me compute it. "}, {"type": "python", "text": "3 ** 4"},
+            {"type": "python_output", "text": "81"}, {"type": "text", "text": "It is 81."}]},
+    ],
 ]
+TOOL_CONVERSATION = CONVERSATIONS[3]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +69,23 @@ def test_loss_mask_covers_assistant_content_and_end_only(tok):
     assert trained == expected
     assert tok.special_id(ASSISTANT_START) not in trained
     assert ids[0] == tok.bos_id and not mask[0]
+
+
+def test_tool_calls_are_trained_and_tool_outputs_carry_no_loss(tok):
+    ids, mask = render_conversation(tok, TOOL_CONVERSATION)
+    trained = [i for i, m in zip(ids, mask, strict=True) if m]
+    sp = tok.special_id
+    expected = ([sp(PYTHON_START)] + tok.encode("17 + 25") + [sp(PYTHON_END)]
+                + tok.encode("17 + 25 = 42. {{ x }}") + [sp(ASSISTANT_END)]
+                + tok.encode("Let me compute it. ") + [sp(PYTHON_START)] + tok.encode("3 ** 4")
+                + [sp(PYTHON_END)] + tok.encode("It is 81.") + [sp(ASSISTANT_END)])
+    assert trained == expected
+    # Every output token, delimiters included, is in the input but masked.
+    for out in ("42", "81"):
+        start = ids.index(sp(OUTPUT_START), ids.index(sp(OUTPUT_START)) + 1 if out == "81" else 0)
+        span = ids[start : start + len(tok.encode(out)) + 2]
+        assert span == [sp(OUTPUT_START), *tok.encode(out), sp(OUTPUT_END)]
+        assert not any(mask[start : start + len(span)])
 
 
 def test_token_rendering_matches_text_rendering(tok):
@@ -88,6 +121,25 @@ def test_jinja_template_rejects_unknown_roles():
     template = jinja2.Environment().from_string(jinja_chat_template())
     with pytest.raises(ValueError, match="unknown role"):
         template.render(messages=[{"role": "tool", "content": "x"}], raise_exception=raise_exception)
+
+
+def test_jinja_template_rejects_unknown_part_types():
+    def raise_exception(message):
+        raise ValueError(message)
+
+    template = jinja2.Environment().from_string(jinja_chat_template())
+    msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [{"type": "image", "text": "x"}]}]
+    with pytest.raises(ValueError, match="unknown part type"):
+        template.render(messages=msgs, raise_exception=raise_exception)
+
+
+def test_tool_parts_only_in_assistant_messages_and_well_formed():
+    assert check_messages(TOOL_CONVERSATION) is None
+    assert content_text(TOOL_CONVERSATION[3]["content"]) == "Let me compute it. It is 81."
+    bad_user = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
+    assert "only assistant" in check_messages(bad_user)
+    bad_part = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [{"type": "tool", "text": "1"}]}]
+    assert "part 0" in check_messages(bad_part)
 
 
 def test_check_messages_names_the_problem():

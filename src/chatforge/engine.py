@@ -10,12 +10,20 @@ Determinism: row r samples with its own generator seeded with `seed + r`, so its
 not depend on what else shares the batch (generating that prompt alone with seed + r gives
 the same tokens); temperature 0 is greedy. The test suite
 pins KV-cache generation to no-cache generation and batched to one-by-one.
+
+Tools (nanochat's scheme, see `chatforge.tools`): when a row emits <|python_start|>CODE
+<|python_end|>, the engine runs CODE with the enabled tools and then feeds that row
+<|output_start|>RESULT<|output_end|> as forced tokens (fed, not sampled; one per decode step,
+so the batch stays in lock-step) before it samples again. Chat, evaluation and the server thus
+all get the same tool use. A Completion's `text` is the visible reply (its text parts); `parts`
+keeps the calls and outputs, in the chat template's part format, for the conversation history.
 """
 
 from __future__ import annotations
 
 import codecs
 import math
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,6 +32,14 @@ import torch
 from chatforge.errors import ChatforgeError, ConfigError
 from chatforge.model.gpt import GPT, sample_next
 from chatforge.tokenizer.bpe import Tokenizer
+from chatforge.tokenizer.chat import (
+    OUTPUT_END,
+    OUTPUT_START,
+    PYTHON_END,
+    PYTHON_START,
+    stop_token_ids,
+)
+from chatforge.tools import CALCULATOR, TOOLS, run_tool
 
 
 class ContextLengthError(ChatforgeError):
@@ -42,6 +58,8 @@ class SamplingParams:
     stop_ids: tuple[int, ...] | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False  # record log p(token) of each generated token (RLHF rollouts)
+    # Tools run on a call (see chatforge.tools); () lets the model write the output itself.
+    tools: tuple[str, ...] = (CALCULATOR,)
 
     def __post_init__(self) -> None:
         """One check for every caller (chat, server, evaluation): a bad value is a one-line
@@ -55,6 +73,9 @@ class SamplingParams:
         for name, value, ok, want in checks:
             if not ok:  # NaN fails every comparison, so it lands here too
                 raise ConfigError(f"sampling: {name}={value!r} must be {want}")
+        unknown = sorted(set(self.tools) - set(TOOLS))
+        if unknown:
+            raise ConfigError(f"sampling: tools={unknown!r} unknown (choose from {', '.join(TOOLS)})")
 
 
 @dataclass
@@ -67,8 +88,51 @@ class Completion:
     finish_reason: str = ""  # stop | length | context
     prompt_tokens: int = 0
     # With SamplingParams.logprobs: log-probability of each token under the model's
-    # distribution at the sampling temperature (unscaled when greedy), before top-k/top-p.
+    # distribution at the sampling temperature (unscaled when greedy), before top-k/top-p;
+    # 0.0 for forced tool-output tokens.
     logprobs: list[float] = field(default_factory=list)
+    # Per token: True where the engine forced it (a tool's output), so RLHF can skip it.
+    forced: list[bool] = field(default_factory=list)
+    # The reply in the chat template's part format; text parts joined equal `text`.
+    parts: list[dict[str, str]] = field(default_factory=list)
+
+    def content(self) -> str | list[dict[str, str]]:
+        """The reply as an assistant message's content: plain text unless it used a tool."""
+        if any(p["type"] != "text" for p in self.parts):
+            return [dict(p) for p in self.parts]
+        return self.text
+
+
+class _ToolState:
+    """One row's tool segments: the call or output being written, and those finished."""
+
+    def __init__(self) -> None:
+        self.kind = ""  # "python" or "python_output" while inside a segment
+        self.tokens: list[int] = []
+        self.done: list[tuple[int, str, list[int]]] = []  # (text offset, kind, tokens)
+        self.offset = 0
+
+    def open(self, kind: str, offset: int) -> None:
+        self.kind, self.tokens, self.offset = kind, [], offset
+
+    def close(self) -> list[int]:
+        self.done.append((self.offset, self.kind, self.tokens))
+        tokens, self.kind = self.tokens, ""
+        return tokens
+
+    def parts(self, text: str, tok: Tokenizer) -> list[dict[str, str]]:
+        if self.kind:  # the row ended inside a segment: keep what was written
+            self.close()
+        out, pos = [], 0
+        for offset, kind, tokens in self.done:
+            offset = min(offset, len(text))
+            if offset > pos:
+                out.append({"type": "text", "text": text[pos:offset]})
+                pos = offset
+            out.append({"type": kind, "text": tok.decode(tokens)})
+        if pos < len(text) or not out:
+            out.append({"type": "text", "text": text[pos:]})
+        return out
 
 
 class _TextState:
@@ -131,8 +195,6 @@ class Engine:
             return set(params.stop_ids)
         if self.tok is None:
             return set()
-        from chatforge.tokenizer.chat import stop_token_ids
-
         return set(stop_token_ids(self.tok))
 
     def generate(
@@ -140,10 +202,12 @@ class Engine:
         prompts: Sequence[Sequence[int]],
         params: SamplingParams | None = None,
         on_text: Callable[[int, str], None] | None = None,
+        on_tool: Callable[[int, str, str], None] | None = None,
     ) -> list[Completion]:
-        """Complete every prompt; `on_text(row, delta)` receives text as it is generated."""
+        """Complete every prompt; `on_text(row, delta)` receives text as it is generated and
+        `on_tool(row, code, output)` each tool call the engine ran."""
         results: list[Completion] = []
-        for row, delta in self._run(prompts, params or SamplingParams(), results):
+        for row, delta in self._run(prompts, params or SamplingParams(), results, on_tool):
             if on_text is not None:
                 on_text(row, delta)
         return results
@@ -156,9 +220,38 @@ class Engine:
     def generate_text(self, prompts: Sequence[Sequence[int]], params: SamplingParams | None = None) -> list[str]:
         return [c.text for c in self.generate(prompts, params)]
 
+    def _tool_ids(self) -> dict[str, int]:
+        if self.tok is None:
+            return {}
+        return {name: self.tok.special_id(name) for name in (PYTHON_START, PYTHON_END, OUTPUT_START, OUTPUT_END)}
+
+    def _tool_step(
+        self, tok_id: int, state: _ToolState, ts: _TextState, ids: dict[str, int], params: SamplingParams,
+        forced: deque[int], row: int, on_tool: Callable[[int, str, str], None] | None,
+    ) -> bool:
+        """Track one token of the tool protocol; True when it belongs to a call or output (not
+        text). Closing a call runs it and queues its output as forced tokens."""
+        if not state.kind and tok_id in (ids[PYTHON_START], ids[OUTPUT_START]):
+            state.open("python" if tok_id == ids[PYTHON_START] else "python_output", len(ts.text))
+        elif state.kind == "python" and tok_id == ids[PYTHON_END]:
+            code = self.tok.decode(state.close())
+            if params.tools:
+                out = run_tool(code, params.tools)
+                forced.extend([ids[OUTPUT_START], *self.tok.encode(out), ids[OUTPUT_END]])
+                if on_tool is not None:
+                    on_tool(row, code, out)
+        elif state.kind == "python_output" and tok_id == ids[OUTPUT_END]:
+            state.close()
+        elif state.kind:
+            state.tokens.append(tok_id)
+        else:
+            return False
+        return True
+
     @torch.inference_mode()  # cheaper than no_grad per op; nothing here needs autograd
     def _run(
-        self, prompts: Sequence[Sequence[int]], params: SamplingParams, results: list[Completion]
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams, results: list[Completion],
+        on_tool: Callable[[int, str, str], None] | None = None,
     ) -> Iterator[tuple[int, str]]:
         """Yield (row, text delta) while generating; fill `results` (one per prompt) at the end."""
         if not prompts:
@@ -185,6 +278,9 @@ class Engine:
         gens = [torch.Generator(device=device).manual_seed(params.seed + r) for r in range(B)]
         texts = [_TextState(params.stop) if self.tok is not None else None for _ in range(B)]
         done = [Completion(prompt_tokens=n) for n in lengths]
+        tools = [_ToolState() for _ in range(B)]
+        forced: list[deque[int]] = [deque() for _ in range(B)]
+        specials = self._tool_ids()
         pad = self.tok.pad_id if self.tok is not None else 0
         idx = torch.full((B, P), pad, dtype=torch.long, device=device)
         valid = torch.zeros(B, P, dtype=torch.bool, device=device)
@@ -197,11 +293,13 @@ class Engine:
         while active:
             if params.temperature <= 0:
                 nxt = logits.argmax(-1).tolist()
-            else:
+            else:  # a forced row draws too and discards it: simpler than skipping its generator
                 nxt = [
                     int(sample_next(logits[i : i + 1], params.temperature, params.top_k, params.top_p, gens[r])[0])
                     for i, r in enumerate(active)
                 ]
+            is_forced = [bool(forced[r]) for r in active]
+            nxt = [forced[r].popleft() if f else t for t, r, f in zip(nxt, active, is_forced, strict=True)]
             if params.logprobs:
                 scaled = logits.float() / params.temperature if params.temperature > 0 else logits.float()
                 chosen = torch.tensor(nxt, device=device)[:, None]
@@ -210,13 +308,16 @@ class Engine:
             for i, r in enumerate(active):
                 tok_id, comp, ts = nxt[i], done[r], texts[r]
                 comp.tokens.append(tok_id)
+                comp.forced.append(is_forced[i])
                 if params.logprobs:
-                    comp.logprobs.append(lps[i])
+                    comp.logprobs.append(0.0 if is_forced[i] else lps[i])
                 finished = ""
-                if tok_id in stop_ids:
+                if tok_id in stop_ids and not is_forced[i]:
                     finished = "stop"
                 else:
-                    if ts is not None:
+                    if ts is not None and not self._tool_step(
+                        tok_id, tools[r], ts, specials, params, forced[r], r, on_tool
+                    ):
                         delta, hit = ts.feed(self.tok.decode_bytes([tok_id]))
                         if delta:
                             yield r, delta
@@ -231,6 +332,7 @@ class Engine:
                         if tail:
                             yield r, tail
                         comp.text = ts.text
+                        comp.parts = tools[r].parts(ts.text, self.tok)
                 else:
                     keep.append(i)
             if len(keep) < len(active):

@@ -2,7 +2,7 @@
 
 Supported layouts (detected from the first record, or named with `fmt`):
 - ``messages``: OpenAI-style ``{"messages": [{"role", "content"}, ...]}`` (also the built-in
-  corpus's conversations);
+  corpus's conversations, whose assistant contents may be lists of tool-use parts);
 - ``alpaca``: ``{"instruction", "input", "output"}`` (``response`` instead of ``output`` as in
   GPTeacher; optional ``system`` and ``history`` [[user, assistant], ...] as in LLaMA-Factory;
   self-instruct's ``instances`` [{input, output}] give one conversation per instance);
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from chatforge.errors import InputError
-from chatforge.tokenizer.chat import check_messages
+from chatforge.tokenizer.chat import check_messages, parts_of
 
 FORMATS = ("messages", "alpaca", "sharegpt", "hh")
 Messages = list[dict[str, str]]
@@ -212,7 +212,8 @@ def _check(msgs: Messages) -> None:
         raise BadRecord(reason)
     if msgs[-1]["role"] != "assistant":
         raise BadRecord("conversation does not end with an assistant reply")
-    if any(not m["content"].strip() for m in msgs if m["role"] == "assistant"):
+    if any(not "".join(p["text"] for p in parts_of(m["content"])).strip()
+           for m in msgs if m["role"] == "assistant"):
         raise BadRecord("empty assistant reply")
 
 

@@ -9,6 +9,12 @@ gets plain text, never a control token. For SFT the loss mask is True only on as
 content tokens and their <|assistant_end|> (what the model must learn to produce); the
 <|assistant_start|> that opens a turn is part of the prompt. `jinja_chat_template()` renders
 the same text for Hugging Face tooling (`tokenizer.apply_chat_template`).
+
+Tool use (nanochat's scheme): an assistant message's content may be a list of parts
+{"type": "text" | "python" | "python_output", "text": ...}. A `python` part (a tool call)
+renders as <|python_start|>CODE<|python_end|> and is trained on, since the model must learn to
+make the call; a `python_output` part renders as <|output_start|>RESULT<|output_end|> and is
+never trained on, since the engine forces those tokens from the tool's real output.
 """
 
 from __future__ import annotations
@@ -24,15 +30,44 @@ ASSISTANT_START = "<|assistant_start|>"
 ASSISTANT_END = "<|assistant_end|>"
 _OPEN = {r: f"<|{r}_start|>" for r in ROLES}
 _CLOSE = {r: f"<|{r}_end|>" for r in ROLES}
+PYTHON_START, PYTHON_END = "<|python_start|>", "<|python_end|>"
+OUTPUT_START, OUTPUT_END = "<|output_start|>", "<|output_end|>"
+# Part type -> (opening token, closing token, trained on); text parts have no delimiters.
+PARTS = {"text": ("", "", True), "python": (PYTHON_START, PYTHON_END, True),
+         "python_output": (OUTPUT_START, OUTPUT_END, False)}
 
-Message = Mapping[str, str]
+Message = Mapping[str, object]  # content: str, or (assistant only) a list of parts
+
+
+def parts_of(content: object) -> list[Mapping[str, str]]:
+    """The parts of a message's content (a string is one text part)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content)  # type: ignore[call-overload]
+
+
+def content_text(content: object) -> str:
+    """The visible text of a message's content: its text parts, without tool calls or outputs."""
+    return "".join(p["text"] for p in parts_of(content) if p["type"] == "text")
+
+
+def _check_parts(i: int, m: Mapping[str, object]) -> str | None:
+    content = m["content"]
+    if isinstance(content, str):
+        return None
+    if m["role"] != "assistant" or not isinstance(content, list):
+        return f"message {i} content is not a string (only assistant messages may be a list of parts)"
+    for j, p in enumerate(content):
+        if not isinstance(p, Mapping) or p.get("type") not in PARTS or not isinstance(p.get("text"), str):
+            return f"message {i} part {j} is not {{'type': one of {', '.join(PARTS)}, 'text': string}}"
+    return None
 
 
 def check_messages(messages: Sequence[Message]) -> str | None:
     """Why `messages` is not a valid conversation, or None when it is.
 
     Valid: an optional system message first, then user and assistant turns alternating,
-    starting with the user; every content a string.
+    starting with the user; every content a string, or for an assistant a list of parts.
     """
     if not messages:
         return "no messages"
@@ -42,8 +77,9 @@ def check_messages(messages: Sequence[Message]) -> str | None:
             return f"message {i} lacks 'role' or 'content'"
         if m["role"] not in ROLES:
             return f"message {i} has unknown role {m['role']!r} (expected one of {', '.join(ROLES)})"
-        if not isinstance(m["content"], str):
-            return f"message {i} content is not a string"
+        reason = _check_parts(i, m)
+        if reason:
+            return reason
     if turns[0]["role"] == "system":
         turns = turns[1:]
     for i, m in enumerate(turns):
@@ -55,12 +91,16 @@ def check_messages(messages: Sequence[Message]) -> str | None:
 
 def render_text(messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
     """The template as text (what the Jinja template produces for the same messages)."""
-    parts = [BOS]
+    out = [BOS]
     for m in messages:
-        parts += [_OPEN[m["role"]], m["content"], _CLOSE[m["role"]]]
+        out.append(_OPEN[m["role"]])
+        for p in parts_of(m["content"]):
+            start, end, _ = PARTS[p["type"]]
+            out += [start, p["text"], end]
+        out.append(_CLOSE[m["role"]])
     if add_generation_prompt:
-        parts.append(ASSISTANT_START)
-    return "".join(parts)
+        out.append(ASSISTANT_START)
+    return "".join(out)
 
 
 def render_conversation(tok: Tokenizer, messages: Sequence[Message]) -> tuple[list[int], list[bool]]:
@@ -71,12 +111,15 @@ def render_conversation(tok: Tokenizer, messages: Sequence[Message]) -> tuple[li
         role = m["role"]
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        content = tok.encode(m["content"])
         train = role == "assistant"
         ids.append(tok.special_id(_OPEN[role]))
         mask.append(False)
-        ids += content
-        mask += [train] * len(content)
+        for p in parts_of(m["content"]):
+            start, end, trained = PARTS[p["type"]]
+            piece = ([tok.special_id(start)] if start else []) + tok.encode(p["text"]) \
+                + ([tok.special_id(end)] if end else [])
+            ids += piece
+            mask += [train and trained] * len(piece)
         ids.append(tok.special_id(_CLOSE[role]))
         mask.append(train)  # the model must learn to end its turn
     return ids, mask
@@ -106,8 +149,16 @@ _JINJA_TEMPLATE = (
     "{%- for message in messages -%}\n"
     "{%- if message['role'] == 'system' -%}<|system_start|>{{ message['content'] }}<|system_end|>\n"
     "{%- elif message['role'] == 'user' -%}<|user_start|>{{ message['content'] }}<|user_end|>\n"
-    "{%- elif message['role'] == 'assistant' -%}"
+    "{%- elif message['role'] == 'assistant' and message['content'] is string -%}"
     "<|assistant_start|>{{ message['content'] }}<|assistant_end|>\n"
+    "{%- elif message['role'] == 'assistant' -%}<|assistant_start|>\n"
+    "{%- for part in message['content'] -%}\n"
+    "{%- if part['type'] == 'text' -%}{{ part['text'] }}\n"
+    "{%- elif part['type'] == 'python' -%}<|python_start|>{{ part['text'] }}<|python_end|>\n"
+    "{%- elif part['type'] == 'python_output' -%}<|output_start|>{{ part['text'] }}<|output_end|>\n"
+    "{%- else -%}{{ raise_exception('unknown part type: ' + part['type']) }}\n"
+    "{%- endif -%}\n"
+    "{%- endfor -%}<|assistant_end|>\n"
     "{%- else -%}{{ raise_exception('unknown role: ' + message['role']) }}\n"
     "{%- endif -%}\n"
     "{%- endfor -%}\n"
