@@ -77,6 +77,7 @@ class CorpusConfig:
     heldout_fraction: float = between(0, 1, 0.2, hi_open=True)
     # share of those whose fact no SFT example mentions
     heldout_unseen_fraction: float = between(0, 1, 0.2, hi_open=True)
+    eval_items: int = at_least(0, 200)  # items per built-in benchmark-layout set (corpus/eval/)
 
 
 @dataclass
@@ -227,6 +228,16 @@ class SFTConfig:
 
 
 @dataclass
+class EvalConfig:
+    """The pipeline's eval stage (stage 6): built-in held-out sets; see chatforge.eval.stage."""
+
+    limit: int = at_least(1, 48)  # items per built-in set and checkpoint (cpu preset: ~60 s in all)
+    batch_size: int = at_least(1, 64)  # requests per forward pass
+    max_new_tokens: int = at_least(1, 96)  # word problems and code; fact answers get 48
+    samples: int = at_least(1, 1)  # code samples per problem (1 = greedy pass@1)
+
+
+@dataclass
 class CostConfig:
     gpu: str = "cpu"
     pue: float = at_least(1, 1.2)
@@ -244,6 +255,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     cost: CostConfig = field(default_factory=CostConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from chatforge.align import sft
 from chatforge.config import Config
 from chatforge.corpus import build as corpus
 from chatforge.data import stage as data
+from chatforge.eval import stage as eval_stage
 from chatforge.device import device_name, pick_device
 from chatforge.runs import RunDir, atomic_write_text, files_digest
 from chatforge.stage import Stage
@@ -41,6 +42,10 @@ STAGES: list[Stage] = [
     Stage("sft", sft.run, ("run.seed", "sft"), ("pretrain", "corpus"),
           files=lambda cfg: cfg.sft.data, distributed=True,
           help="supervised fine-tuning on conversations; held-out fact exact match"),
+    # Last: it scores every checkpoint present (base, sft, dpo, ppo, grpo), so its key follows
+    # each of those stages that is on; a stage added later goes above it.
+    Stage("eval", eval_stage.run, ("eval",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
+          help="built-in held-out benchmarks of every checkpoint side by side; eval/scoreboard.json"),
 ]
 
 

@@ -7,7 +7,9 @@ Outputs (all written atomically):
   sft_heldout.jsonl     held-out conversations (validation loss, held-out fact questions)
   facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "relation", "seen_in_sft"}:
                         the held-out fact questions that score SFT (exact match)
+  eval/chat_heldout.jsonl  the chat evaluation's items, held-out phrasings (eval/chat_eval.py)
   eval/*.jsonl          safety and bias sets (harmful, benign look-alikes, bias pairs; corpus/safety.py)
+  eval/{mc,word_problems,code,truthful}/  held-out benchmark-layout sets (corpus/evalsets.py)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatforge.config import Config, CorpusConfig
-from chatforge.corpus import chat, safety, text
+from chatforge.corpus import chat, evalsets, safety, text
 from chatforge.corpus.world import World
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.stage import StageResult
@@ -34,9 +36,13 @@ def generate(cfg: CorpusConfig) -> dict[str, Any]:
     world = World.build(cfg.seed, cfg)
     docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
     train, heldout = chat.conversations(world, cfg, cfg.seed)
+    chat_items = chat.chat_eval_items(world, cfg, heldout)
+    facts_heldout = chat.heldout_fact_questions(heldout)
     return {"world": world, "docs": docs, "mentions": mentions, "train": train,
-            "heldout": heldout, "facts_heldout": chat.heldout_fact_questions(heldout),
-            "safety": safety.generate(world, list(cfg.languages), cfg.seed)}
+            "heldout": heldout, "facts_heldout": facts_heldout, "chat_heldout": chat_items,
+            "safety": safety.generate(world, list(cfg.languages), cfg.seed),
+            "evalsets": evalsets.build(world, facts_heldout, train, docs, cfg.seed, cfg.eval_items,
+                                       list(cfg.languages))}
 
 
 def run(cfg: Config, run: RunDir) -> StageResult:
@@ -50,6 +56,8 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "facts_heldout.jsonl": _jsonl(out["facts_heldout"]),
     }
     files |= {f"eval/{stem}.jsonl": _jsonl(rows) for stem, rows in out["safety"].items()}
+    files["eval/chat_heldout.jsonl"] = _jsonl(out["chat_heldout"])
+    files |= {f"eval/{path}": body for path, body in out["evalsets"].items()}
     for name, body in files.items():
         atomic_write_text(run.corpus / name, body)
     atomic_write_json(run.corpus / "world.json", out["world"].to_json())
