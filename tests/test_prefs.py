@@ -35,6 +35,12 @@ def test_the_store_is_wal_with_full_sync(store: PrefStore) -> None:
     assert store.path.name == "prefs.db"
 
 
+def test_a_file_that_is_not_a_store_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "prefs.db").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(InputError, match="prefs.db: not a preference store"):
+        PrefStore(tmp_path / "prefs.db")
+
+
 def test_a_later_label_replaces_the_labellers_own_and_history_keeps_both(store) -> None:
     store.label(1, "A", "ann")
     store.label(1, "B", "bob")

@@ -260,7 +260,7 @@ class PrefStore:
         return [self._to_pair(r) for r in rows]
 
     @staticmethod
-    def _filters(**conditions: str | None) -> tuple[str, list[Any]]:
+    def _filters(**conditions: object) -> tuple[str, list[Any]]:
         parts = [(f"{k} = ?", v) for k, v in conditions.items() if v is not None]
         if not parts:
             return "", []
@@ -321,7 +321,7 @@ class PrefStore:
 
     def labels(self, pair_id: int | None = None, labeller: str | None = None) -> list[Label]:
         """Current labels (one per labeller and pair), in the order they were given."""
-        where, args = self._filters(pair_id=pair_id, labeller=labeller)  # type: ignore[arg-type]
+        where, args = self._filters(pair_id=pair_id, labeller=labeller)
         rows = self._read(f"SELECT pair_id, choice, labeller, at FROM labels {where} "
                           "ORDER BY seq", args)
         return [Label(*r) for r in rows]
