@@ -88,7 +88,8 @@ def test_the_exported_tokenizer_gives_the_same_ids_and_text(tok, tmp_path):
     hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
     for text in SAMPLE:
         ids = tok.encode(text)
-        assert hf_tok.encode(text) == ids, text  # default special tokens add nothing either
+        assert hf_tok.encode(text, add_special_tokens=False) == ids, text
+        assert hf_tok.encode(text) == [tok.bos_id] + ids  # Llama's way, as chatforge's base prompts
         assert hf_tok.decode(ids) == text
     assert hf_tok.bos_token_id == tok.bos_id and hf_tok.pad_token_id == tok.pad_id
     assert hf_tok.eos_token_id == tok.special_id("<|assistant_end|>")

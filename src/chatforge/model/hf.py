@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer as HFTokenizer
+from tokenizers import processors
 
 from chatforge.errors import InputError
 from chatforge.model.checkpoint import state_for_save
@@ -80,13 +81,25 @@ def hf_config(cfg: GPTConfig, tok: Tokenizer, dtype: torch.dtype) -> dict:
 
 
 def hf_tokenizer_json(tok: Tokenizer) -> str:
-    """tokenizer.json text: a trained chatforge BPE is already in `tokenizers` format."""
+    """tokenizer.json text: a trained chatforge BPE is already in `tokenizers` format; a
+    post-processor adds <|bos|> as Llama's tokenizer does, so tools that encode "with special
+    tokens" (lm-eval's add_bos_token) see what chatforge's base-model prompts start with."""
     if not isinstance(tok, BPETokenizer):
         raise InputError(
             f"cannot export a {type(tok).__name__}: only tokenizers trained by chatforge "
             "(tokenizer.json) are exported"
         )
-    return tok.to_json()
+    hf = HFTokenizer.from_str(tok.to_json())
+    bos = names_of(tok)[tok.bos_id]
+    hf.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.bos_id)]
+    )
+    return hf.to_str(pretty=True)
+
+
+def names_of(tok: Tokenizer) -> dict[int, str]:
+    """{id: special token} of a tokenizer."""
+    return {tok.special_id(s): s for s in SPECIAL_TOKENS}
 
 
 def export_hf(model: GPT, tok: Tokenizer, out: str | Path) -> list[Path]:
@@ -112,16 +125,15 @@ def export_hf(model: GPT, tok: Tokenizer, out: str | Path) -> list[Path]:
         "bos_token_id": tok.bos_id,
         "eos_token_id": stops,  # a reply ends at <|assistant_end|> (or a model's slip)
         "pad_token_id": tok.pad_id,
-        "max_length": model.cfg.seq_len,
-    }
-    names = {tok.special_id(s): s for s in SPECIAL_TOKENS}
+    }  # no max_length: transformers warns when a caller's max_new_tokens meets one
+    names = names_of(tok)
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": names[tok.bos_id],
         "eos_token": ASSISTANT_END,  # what apply_chat_template users stop on
         "pad_token": names[tok.pad_id],
         "unk_token": None,
-        "add_bos_token": False,  # the chat template writes <|bos|> itself
+        "add_bos_token": True,  # the chat template writes <|bos|> itself, and encodes without
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
         "model_max_length": model.cfg.seq_len,
