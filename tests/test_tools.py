@@ -9,6 +9,7 @@ from torch import nn
 from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import ConfigError
 from chatforge.model.gpt import GPTConfig
+from chatforge.serve.chat_cli import ChatSession
 from chatforge.tokenizer.bpe import train_bpe
 from chatforge.tokenizer.chat import (
     ASSISTANT_END,
@@ -144,3 +145,11 @@ def test_without_tools_the_call_is_not_run(tok):
     assert comp.tokens == model.script + [tok.special_id(ASSISTANT_END)] and not any(comp.forced)
     assert comp.text == "" and comp.parts == [{"type": "python", "text": "17 + 25"}]
 
+
+
+def test_chat_session_keeps_the_call_in_its_history(tok):
+    session = ChatSession(Engine(_Reader(tok, "17 + 25"), tok), tok, SamplingParams(max_new_tokens=40))
+    shown = []
+    comp = session.reply("What is 17 + 25?", on_tool=lambda code, out: shown.append(f"{code} -> {out}"))
+    assert shown == ["17 + 25 -> 42"] and comp.text == "42"
+    assert session.history[-1] == {"role": "assistant", "content": comp.parts}

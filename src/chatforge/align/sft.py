@@ -30,6 +30,7 @@ from chatforge.config import Config, TrainConfig
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import InputError
+from chatforge.eval.chat_eval import read_chat_items, score_chat
 from chatforge.eval.facts import read_fact_questions, score_facts
 from chatforge.eval.lm import masked_loss
 from chatforge.model.checkpoint import load_model, resolve_checkpoint
@@ -265,6 +266,11 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     model.eval()
     sft_scores = score_facts(model, tok, questions, "chat")
     sft_scores["val_loss"] = masked_loss(model, held.length_batches(tcfg.batch_size))
+    chat_file = run.corpus / "eval" / "chat_heldout.jsonl"
+    if chat_file.is_file():  # corpora written before the chat evaluation existed lack it
+        sft_scores["chat"] = score_chat(model, tok, read_chat_items(chat_file))
+        console.print("  chat eval: " + ", ".join(
+            f"{k} {v:.0%}" for k, v in sft_scores["chat"]["scores"].items()))
     sft_scores.update(steps=result.steps, final_loss=result.final_loss, tokens_per_s=result.tokens_per_s,
                       train_rows=len(data), train_conversations=data.n_conversations)
     atomic_write_json(run.eval("sft"), {"base": base_scores, "sft": sft_scores, "samples": result.samples})
@@ -274,6 +280,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
         "base_exact_match": base_scores["exact_match"],
         "base_exact_match_qa_prompt": base_scores["exact_match_qa_prompt"],
         "sft_exact_match": sft_scores["exact_match"],
+        **{f"chat_{k}": v for k, v in sft_scores.get("chat", {}).get("scores", {}).items()},
         "base_val_loss": base_scores["val_loss"],
         "val_loss": sft_scores["val_loss"],
         "steps": result.steps,

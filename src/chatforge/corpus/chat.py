@@ -7,7 +7,10 @@ that no training conversation mentions at all, which measures recall from pre-tr
 Every held-out question is thus new to SFT, and its fact is stated many times in pre-training.
 
 Fact answers are the bare short answer ("Karova", "1873", "mavi"), so exact match on the whole
-reply works; arithmetic answers end with "So the answer is N." / "Yani cevap N.".
+reply works; arithmetic answers call the calculator tool before each equation and end with
+"So the answer is N." / "Yani cevap N.". Open requests, follow-ups, comparisons, unknown
+entities and bare arithmetic come from `corpus.dialogue`, whose last phrasing of each family is
+kept for the chat evaluation (`chat_eval_items`, written to corpus/eval/chat_heldout.jsonl).
 """
 
 from __future__ import annotations
@@ -16,14 +19,24 @@ import random
 from collections.abc import Collection
 
 from chatforge.config import CorpusConfig
-from chatforge.corpus import programs, tasks, turkish
-from chatforge.corpus.facts import Fact
-from chatforge.corpus.templates import display, fact_question, fact_sentence, n_question_variants
+from chatforge.corpus import dialogue, programs, tasks, turkish
+from chatforge.corpus.facts import Entity, Fact
+from chatforge.corpus.templates import (
+    QUESTIONS,
+    display,
+    fact_question,
+    fact_sentence,
+    n_question_variants,
+)
 from chatforge.corpus.world import World
 
-KINDS = ("fact", "arithmetic", "code", "refusal", "smalltalk")
+KINDS = ("fact", "open", "followup", "compare", "unknown", "arithmetic", "calc", "code", "refusal",
+         "smalltalk")
 # Share of the training conversations of each kind.
-SHARES = {"fact": 0.5, "arithmetic": 0.2, "code": 0.1, "refusal": 0.12, "smalltalk": 0.08}
+SHARES = {"fact": 0.30, "open": 0.12, "followup": 0.10, "compare": 0.05, "unknown": 0.08,
+          "arithmetic": 0.08, "calc": 0.10, "code": 0.07, "refusal": 0.06, "smalltalk": 0.04}
+UNKNOWN_POOL = 120  # invented entities the training questions about unknown things draw from
+EVAL_ITEMS_PER_KIND = 40  # per language, for each chat evaluation kind
 SYSTEM_SHARE = 0.25  # training conversations that start with a system prompt
 FOLLOW_UP_SHARE = 0.15  # fact conversations with a second question about the same subject
 
@@ -149,7 +162,7 @@ def _forms(lang: str, **names: str) -> dict[str, str]:
     return out
 
 
-def _message(role: str, content: str) -> dict[str, str]:
+def _message(role: str, content: str | list[dict[str, str]]) -> dict:
     return {"role": role, "content": content}
 
 
@@ -161,6 +174,13 @@ class _Maker:
         self.rng = random.Random(f"chatforge-chat-{seed}")
         self.unseen = set(unseen)
         self.ids: dict[str, int] = {}
+        self.held_variant: dict[tuple[str, str], int] = {}  # (fact id, lang) -> held-out phrasing
+        self.unknown_pool, _ = unknown_training_pool(world)
+        self.subjects = [e for e in world.entities if len(self.known(e)) >= 2]
+        self.pairs = {r: dialogue.comparison_pairs(world, r) for r in dialogue.COMPARISONS}
+
+    def known(self, entity: Entity) -> list[Fact]:
+        return [f for f in self.world.facts_about(entity.id) if f.id not in self.unseen]
 
     def conv(self, kind: str, lang: str, messages: list[dict[str, str]], answer: str = "",
              meta: dict | None = None) -> dict:
@@ -188,8 +208,45 @@ class _Maker:
     def arithmetic(self, lang: str) -> dict:
         p = tasks.word_problem(self.rng, self.world, lang, self.unseen)
         return self.conv("arithmetic", lang,
-                         [_message("user", p.question), _message("assistant", p.solution)],
+                         [_message("user", p.question), _message("assistant", dialogue.tool_solution(p))],
                          p.answer, {"problem": p.kind})
+
+    def calc(self, lang: str) -> dict:
+        rng = self.rng
+        op = rng.choice(("+", "+", "-", "×"))
+        phrasing = rng.choice(dialogue.train_phrasings(dialogue.CALC_QUESTIONS[lang]))
+        q, parts, answer = dialogue.calc_problem(rng, lang, rng.choice((1, 2, 2, 3)), op, phrasing)
+        return self.conv("calc", lang, [_message("user", q), _message("assistant", parts)], answer, {"op": op})
+
+    def open(self, lang: str) -> dict:
+        e = self.rng.choice(self.subjects)
+        phrasing = self.rng.choice(dialogue.train_phrasings(dialogue.OPEN_REQUESTS[lang]))
+        q, a = dialogue.open_request(self.rng, e, self.known(e), lang, phrasing)
+        return self.conv("open", lang, [_message("user", q), _message("assistant", a)], "", {"subject": e.id})
+
+    def followup(self, lang: str) -> dict:
+        e = self.rng.choice(self.subjects)
+        first, second = self.rng.sample(self.known(e), 2)
+        n_var = len(QUESTIONS[second.relation][lang])
+        held = self.held_variant.get((first.id, lang))  # never the held-out fact question
+        first_variant = self.rng.choice([v for v in range(len(QUESTIONS[first.relation][lang])) if v != held])
+        msgs = dialogue.follow_up(first, second, e.gender, lang, first_variant, self.rng.randrange(n_var - 1))
+        msgs.append(_message("assistant", second.answer(lang)))
+        return self.conv("followup", lang, msgs, second.answer(lang), {"fact_id": second.id})
+
+    def compare(self, lang: str) -> dict:
+        relation = self.rng.choice(sorted(self.pairs))
+        fa, fb = self.rng.choice(self.pairs[relation])
+        n_phrasings = len(dialogue.COMPARISONS[relation][lang][0])
+        q, a, winner, _ = dialogue.comparison(fa, fb, lang, self.rng.randrange(n_phrasings - 1))
+        return self.conv("compare", lang, [_message("user", q), _message("assistant", a)], winner,
+                         {"relation": relation})
+
+    def unknown(self, lang: str) -> dict:
+        e = self.rng.choice(self.unknown_pool)
+        q, a = dialogue.unknown_question(self.rng, self.world, e, lang, held_out=False)
+        return self.conv("unknown", lang, [_message("user", q), _message("assistant", a)], "",
+                         {"entity": e.name})
 
     def code(self, lang: str) -> dict:
         task = programs.code_task(self.rng, self.world, lang, self.unseen)
@@ -234,6 +291,7 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
     held_variant = {(f.id, lang): rng.randrange(n_question_variants(f.relation, lang))
                     for f, lang in held}
     maker = _Maker(world, seed, unseen)
+    maker.held_variant = held_variant
 
     heldout = [maker.fact([(f, held_variant[f.id, lang])], lang, seen=f.id not in unseen)
                for f, lang in held]
@@ -276,6 +334,24 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
                 heldout.append(conv)
     rng.shuffle(train)
     return train, heldout
+
+
+def unknown_training_pool(world: World) -> tuple[list[Entity], set[str]]:
+    """Entities the world lacks that training asks about, and every name part then taken."""
+    taken = dialogue.taken_names(world)
+    return dialogue.unknown_entities(world, UNKNOWN_POOL, "train", taken), taken
+
+
+def chat_eval_items(world: World, cfg: CorpusConfig, heldout: list[dict]) -> list[dict]:
+    """The chat evaluation's items: the held-out fact questions plus every other kind in its
+    held-out phrasing; unknown names are new to training too."""
+    facts = heldout_fact_questions(heldout)
+    unseen = {q["fact_id"] for q in facts if not q["seen_in_sft"]}
+    fact_items = [{"lang": q["lang"], "messages": [_message("user", q["question"])], "answer": q["answer"],
+                   "meta": {"fact_id": q["fact_id"], "seen_in_sft": q["seen_in_sft"]}} for q in facts]
+    _, taken = unknown_training_pool(world)
+    return dialogue.eval_items(world, list(cfg.languages), cfg.seed, unseen, taken, fact_items,
+                               EVAL_ITEMS_PER_KIND)
 
 
 def heldout_fact_questions(heldout: list[dict]) -> list[dict]:

@@ -304,8 +304,8 @@ def display(name: str, kind: str, lang: str) -> str:
     return name
 
 
-def _forms(prefix: str, text: str, kind: str, lang: str, extra: str = "") -> dict[str, str]:
-    """All the forms of one slot that a template may ask for."""
+def name_forms(prefix: str, text: str, kind: str, lang: str, extra: str = "") -> dict[str, str]:
+    """All the forms of one slot that a template may ask for (`text` as `display` writes it)."""
     forms = {prefix: text, f"{prefix}_x": extra}
     if lang == "en":
         forms[f"{prefix}_poss"] = f"{text}'s"
@@ -328,8 +328,8 @@ def _render(template: str, fact: Fact, lang: str) -> str:
         obj_text = fact.object  # templates spell out "the {O} River" / "{O} Nehri" themselves
     else:
         obj_text = display(obj, object_kind, lang)
-    forms = _forms("S", display(fact.subject, fact.subject_kind, lang), fact.subject_kind, lang)
-    forms |= _forms("O", obj_text, object_kind, lang, extra)
+    forms = name_forms("S", display(fact.subject, fact.subject_kind, lang), fact.subject_kind, lang)
+    forms |= name_forms("O", obj_text, object_kind, lang, extra)
     return turkish.capitalize(template.format(**forms), lang)
 
 

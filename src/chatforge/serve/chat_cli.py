@@ -62,10 +62,10 @@ class ChatSession:
     tok: Tokenizer
     params: SamplingParams
     system: str = ""
-    history: list[dict[str, str]] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
     dropped_turns: int = 0
 
-    def messages(self) -> list[dict[str, str]]:
+    def messages(self) -> list[dict]:
         sys_msg = [{"role": "system", "content": self.system}] if self.system else []
         return sys_msg + self.history
 
@@ -86,13 +86,17 @@ class ChatSession:
             )
         return ids
 
-    def reply(self, text: str, on_text: Callable[[str], None] | None = None) -> Completion:
+    def reply(self, text: str, on_text: Callable[[str], None] | None = None,
+              on_tool: Callable[[str, str], None] | None = None) -> Completion:
+        """Answer `text`; tool calls the engine runs are kept in the history, so the model sees
+        its own calls and their results on the next turn as it did in training."""
         self.history.append({"role": "user", "content": text})
         prompt = self._fit_prompt()
         comp = self.engine.generate(
-            [prompt], self.params, on_text=(lambda _row, delta: on_text(delta)) if on_text else None
+            [prompt], self.params, on_text=(lambda _row, delta: on_text(delta)) if on_text else None,
+            on_tool=(lambda _row, code, out: on_tool(code, out)) if on_tool else None,
         )[0]
-        self.history.append({"role": "assistant", "content": comp.text})
+        self.history.append({"role": "assistant", "content": comp.content()})
         return comp
 
     def reset(self) -> None:
@@ -159,7 +163,8 @@ def interactive(session: ChatSession, stage: str, read: Callable[[str], str] = i
         out.flush()
         try:
             before = session.dropped_turns
-            comp = session.reply(line, on_text=lambda d: (out.write(d), out.flush()))
+            comp = session.reply(line, on_text=lambda d: (out.write(d), out.flush()),
+                                 on_tool=lambda code, result: (out.write(f"[{code} -> {result}] "), out.flush()))
         except ContextLengthError as exc:
             print(f"[{exc}]", file=err)
             continue
