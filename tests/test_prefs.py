@@ -98,6 +98,14 @@ def test_preferences_take_the_majority_and_resolve_chosen(store) -> None:
     assert [(p["pair_id"], p["chosen"]) for p in only_cid] == [(1, "b0")]
 
 
+def test_label_many_is_one_transaction(store) -> None:
+    with pytest.raises(InputError, match="no pair 9"):
+        store.label_many([(1, "A"), (9, "B")], "judge:rule")
+    assert store.labels(labeller="judge:rule") == []
+    store.label_many([(1, "A"), (2, "B")], "judge:rule")
+    assert [(x.pair_id, x.choice) for x in store.labels(labeller="judge:rule")] == [(1, "A"), (2, "B")]
+
+
 def test_add_pairs_is_one_transaction(store) -> None:
     with pytest.raises(InputError):
         store.add_pairs([{"prompt": "x", "response_a": "a", "response_b": "b"},

@@ -275,19 +275,27 @@ class PrefStore:
     def label(self, pair_id: int, choice: str, labeller: str) -> None:
         """Record a labeller's choice, committed before returning; it replaces their
         earlier label of the same pair (the history keeps both)."""
-        if choice not in CHOICES:
-            raise InputError(f"label: choice {choice!r} is not one of {', '.join(CHOICES)}")
+        self.label_many([(pair_id, choice)], labeller)
+
+    def label_many(self, choices: Iterable[tuple[int, str]], labeller: str) -> None:
+        """Record (pair_id, choice) labels by one labeller in one transaction: a judge's
+        thousand labels cost one fsync instead of a thousand."""
+        choices = list(choices)
+        for _, choice in choices:
+            if choice not in CHOICES:
+                raise InputError(f"label: choice {choice!r} is not one of {', '.join(CHOICES)}")
         if not isinstance(labeller, str) or not labeller.strip():
             raise InputError("label: the labeller needs a name")
         now = time.time()
         with self._write() as db:
-            if db.execute("SELECT 1 FROM pairs WHERE id = ?", (pair_id,)).fetchone() is None:
-                raise InputError(f"{self.path}: no pair {pair_id}")
-            seq = db.execute(
-                "INSERT INTO label_history (pair_id, labeller, choice, action, at) "
-                "VALUES (?, ?, ?, 'label', ?)", (pair_id, labeller, choice, now)).lastrowid
-            db.execute("INSERT OR REPLACE INTO labels (pair_id, labeller, choice, at, seq) "
-                       "VALUES (?, ?, ?, ?, ?)", (pair_id, labeller, choice, now, seq))
+            for pair_id, choice in choices:
+                if db.execute("SELECT 1 FROM pairs WHERE id = ?", (pair_id,)).fetchone() is None:
+                    raise InputError(f"{self.path}: no pair {pair_id}")
+                seq = db.execute(
+                    "INSERT INTO label_history (pair_id, labeller, choice, action, at) "
+                    "VALUES (?, ?, ?, 'label', ?)", (pair_id, labeller, choice, now)).lastrowid
+                db.execute("INSERT OR REPLACE INTO labels (pair_id, labeller, choice, at, seq) "
+                           "VALUES (?, ?, ?, ?, ?)", (pair_id, labeller, choice, now, seq))
 
     def undo(self, labeller: str) -> int | None:
         """Remove the labeller's most recent label (the pair is shown to them again); the
