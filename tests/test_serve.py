@@ -1,0 +1,355 @@
+"""The server: the official openai client against it, continuous batching, bad requests, the store.
+
+A tiny random model (sharpened so its greedy output varies) and a tokenizer trained on
+synthetic text stand in for a trained run; uvicorn runs in a thread on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+import torch
+import uvicorn
+
+from chatforge.engine import Engine, SamplingParams
+from chatforge.model.checkpoint import save_model
+from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.serve.api import create_app
+from chatforge.serve.chat_cli import load_chat
+from chatforge.serve.scheduler import Job, Scheduler
+from chatforge.serve.store import NotFound, Store
+from chatforge.tokenizer.bpe import load_tokenizer, train_bpe
+from chatforge.tokenizer.chat import render_prompt
+
+KEY = "sk-test-key"
+WORDS = "red green blue cat dog bird one two three four five river stone cloud light".split()
+
+
+def _texts() -> list[str]:
+    return [" ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 12)) + f" {i}." for i in range(400)]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory with a tokenizer and a random sft checkpoint (what `serve` loads)."""
+    root = tmp_path_factory.mktemp("run")
+    tok = train_bpe(_texts(), vocab_size=420)
+    tok.save(root / "tokenizer")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, seq_len=128))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(20)
+    save_model(model, root / "checkpoints" / "sft")
+    return root
+
+
+@pytest.fixture(scope="module")
+def parts(run_dir):
+    """Model and tokenizer, with torch on one thread: a tiny model gains nothing from two,
+    and on a loaded machine every op would wait for the slower thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    engine, tok, _ = load_chat(run_dir, "sft")
+    yield engine.model, tok
+    torch.set_num_threads(threads)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn in a thread; `url` is its base address."""
+
+    def __init__(self, app):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(run_dir, parts):
+    model, tok = parts
+    sched = Scheduler(model, tok, max_batch=16, max_queue=48).start()
+    store = Store(run_dir / "chat" / "conversations.sqlite")
+    app = create_app(sched, tok, "tiny", store, api_key=KEY, max_body=64 * 1024)
+    with Server(app) as srv:
+        srv.scheduler, srv.tok = sched, tok
+        yield srv
+    sched.close()
+    store.close()
+
+
+def _client(server, key=KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=60)
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+HELLO = [{"role": "user", "content": "red cat one two"}]
+
+
+def _wait_idle(sched, timeout=10.0) -> None:
+    deadline = time.time() + timeout
+    while sched.load() != (0, 0):
+        assert time.time() < deadline, f"scheduler still busy: {sched.load()}"
+        time.sleep(0.01)
+
+
+def test_openai_client_gets_answers_with_and_without_streaming_with_usage(server):
+    client = _client(server)
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    whole = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=12, temperature=0)
+    choice = whole.choices[0]
+    assert choice.finish_reason in ("stop", "length") and choice.message.role == "assistant"
+    assert whole.usage.prompt_tokens == len(render_prompt(server.tok, HELLO))
+    assert 1 <= whole.usage.completion_tokens <= 12
+    assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
+
+    chunks = list(client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=12, temperature=0,
+                                                  stream=True, stream_options={"include_usage": True}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == choice.message.content  # greedy: the same answer either way
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == choice.finish_reason
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+    text = client.completions.create(model="tiny", prompt="blue river", max_tokens=8, temperature=0)
+    assert text.choices[0].finish_reason in ("stop", "length") and text.usage.completion_tokens >= 1
+    pieces = list(client.completions.create(model="tiny", prompt="blue river", max_tokens=8, temperature=0,
+                                             stream=True))
+    assert "".join(p.choices[0].text for p in pieces if p.choices) == text.choices[0].text
+
+
+def test_n_choices_logprobs_and_stop(server):
+    client = _client(server)
+    out = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=10, temperature=1.0, seed=3,
+                                         n=3, logprobs=True, top_logprobs=2)
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    for c in out.choices:
+        assert c.logprobs.content and all(e.logprob <= 0 and len(e.top_logprobs) == 2 for e in c.logprobs.content)
+    assert out.usage.completion_tokens == sum(len(c.logprobs.content) for c in out.choices)
+    free = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=30, temperature=0)
+    text = free.choices[0].message.content
+    if len(text) > 4:
+        cut = client.chat.completions.create(model="tiny", messages=HELLO, max_tokens=30, temperature=0,
+                                             stop=[text[2:4]])
+        assert cut.choices[0].message.content == text[: text.index(text[2:4])]
+        assert cut.choices[0].finish_reason == "stop"
+
+
+def test_wrong_or_missing_api_key_is_401(server):
+    with pytest.raises(openai.AuthenticationError):
+        _client(server, "sk-wrong").chat.completions.create(model="tiny", messages=HELLO, max_tokens=2)
+    no_key = httpx.post(server.url + "/v1/chat/completions", json={"model": "tiny", "messages": HELLO})
+    assert no_key.status_code == 401
+    basic = httpx.get(server.url + "/v1/models", headers={"Authorization": f"Basic {KEY}"})
+    assert basic.status_code == 401
+    r = httpx.get(server.url + "/v1/models")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(server.url + "/api/conversations").status_code == 401
+    assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_scheduler_gives_the_engines_tokens_while_requests_join_and_leave(parts):
+    model, tok = parts
+    engine = Engine(model, tok)
+    prompts = [tok.encode(t) for t in ("red cat", "one two three four five", "dog", "blue river stone")]
+    sched = Scheduler(model, tok, max_batch=3, headroom=4).start()  # small: forces queueing and repacks
+    try:
+        for temp in (0.0, 1.0):
+            params = [SamplingParams(max_new_tokens=20 + 7 * i, temperature=temp, seed=11 + i, stop_ids=())
+                      for i in range(len(prompts))]
+            done: queue.Queue = queue.Queue()
+            for i, (p, sp) in enumerate(zip(prompts, params, strict=True)):
+                sched.submit(Job(p, sp, lambda t: None, lambda c, i=i, done=done: done.put((i, c)), print))
+                time.sleep(0.01)  # later ones join a batch already decoding
+            got = dict(done.get(timeout=30) for _ in prompts)
+            for i, (p, sp) in enumerate(zip(prompts, params, strict=True)):
+                assert got[i].tokens == engine.generate([p], sp)[0].tokens
+        assert sched.steps < 2 * sum(20 + 7 * i for i in range(4))  # shared steps, not one per token
+    finally:
+        sched.close()
+
+
+def test_a_seeded_request_gives_the_same_answer_whatever_shares_the_batch(server):
+    client = _client(server)
+    ask = dict(model="tiny", messages=HELLO, max_tokens=24, temperature=1.0, seed=1234)
+    alone = client.chat.completions.create(**ask).choices[0].message.content
+    others = [dict(model="tiny", messages=[{"role": "user", "content": f"bird {i} stone"}], max_tokens=40,
+                   temperature=1.0) for i in range(6)]
+    with ThreadPoolExecutor(7) as pool:
+        noise = [pool.submit(client.chat.completions.create, **o) for o in others]
+        time.sleep(0.05)
+        busy = pool.submit(client.chat.completions.create, **ask)
+        assert busy.result().choices[0].message.content == alone
+        [f.result() for f in noise]
+
+
+def test_32_concurrent_streaming_clients_are_all_served(server):
+    def one(i):
+        client = _client(server)
+        stream = client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": f"cat {i} dog"}], max_tokens=16, temperature=0.8,
+            seed=i, stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        return [c.choices[0].finish_reason for c in chunks if c.choices][-1], chunks[-1].usage.completion_tokens
+
+    steps = server.scheduler.steps
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(one, range(32)))
+    assert len(results) == 32 and all(reason in ("stop", "length") and n >= 1 for reason, n in results)
+    # Batched: far fewer decode steps than tokens generated (one-at-a-time needs one per token).
+    assert server.scheduler.steps - steps < sum(n for _, n in results) / 2
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+
+
+def _post(server, path, content=None, json_body=None, headers=AUTH):
+    return httpx.post(server.url + path, content=content, json=json_body, headers=headers, timeout=30)
+
+
+@pytest.mark.parametrize(("body", "status", "param"), [
+    (b"{not json", 400, None),
+    (b"[1, 2]", 400, None),
+    (b'{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400, None),
+    (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": 5}]}).encode(), 422, "messages.0.content"),
+    (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}).encode(),
+     422, "max_tokens"),
+    (json.dumps({"model": "tiny", "messages": []}).encode(), 422, "messages"),
+    (json.dumps({"model": "tiny", "messages": [{"role": "assistant", "content": "x"}]}).encode(), 400, "messages"),
+    (json.dumps({"model": "nope", "messages": HELLO}).encode(), 404, "model"),
+    (json.dumps({"model": "tiny", "messages": HELLO, "max_tokens": 10**6}).encode(), 400, "max_tokens"),
+    (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "red cat " * 200}]}).encode(),
+     400, "messages"),
+    (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "x" * 70_000}]}).encode(), 413, None),
+])
+def test_bad_requests_get_openai_errors_and_the_next_request_succeeds(server, body, status, param):
+    r = _post(server, "/v1/chat/completions", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    assert err["param"] == param
+    ok = _client(server).chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
+    assert ok.choices[0].finish_reason in ("stop", "length")
+
+
+def test_unknown_route_is_an_openai_404(server):
+    r = httpx.get(server.url + "/v1/nothing", headers=AUTH)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(server):
+    _wait_idle(server.scheduler)
+    body = {"model": "tiny", "messages": HELLO, "max_tokens": 120, "temperature": 1.0, "stream": True,
+            "stop": ["\x00never"]}
+    with httpx.Client(timeout=30) as http:
+        with http.stream("POST", server.url + "/v1/chat/completions", json=body, headers=AUTH) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
+            assert server.scheduler.load()[0] == 1
+    _wait_idle(server.scheduler, timeout=2.0)  # well before 120 tokens would have finished
+    ok = _client(server).chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
+    assert ok.choices[0].finish_reason in ("stop", "length")
+
+
+def test_queue_full_is_429_with_an_openai_error(parts):
+    model, tok = parts
+    sched = Scheduler(model, tok, max_batch=1, max_queue=0)  # not started: the one slot stays taken
+    app = create_app(sched, tok, "tiny")
+    with Server(app) as srv:
+        sched.submit(Job([1, 2, 3], SamplingParams(), lambda t: None, lambda c: None, lambda m: None))
+        r = httpx.post(srv.url + "/v1/chat/completions", json={"model": "tiny", "messages": HELLO}, timeout=10)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"
+
+
+def test_web_chat_api_keeps_conversations_renames_deletes_exports_and_imports(server):
+    http = httpx.Client(base_url=server.url, headers=AUTH, timeout=30)
+    conv = http.post("/api/conversations", json={}).json()
+    with http.stream("POST", f"/api/conversations/{conv['id']}/reply",
+                     json={"content": "red cat", "temperature": 0, "max_tokens": 8}) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    answer = "".join(e.get("delta", "") for e in events)
+    assert events[-1]["finish_reason"] in ("stop", "length")
+    got = http.get(f"/api/conversations/{conv['id']}").json()
+    assert got["messages"] == [{"role": "user", "content": "red cat"}, {"role": "assistant", "content": answer}]
+    assert got["title"] == "red cat"
+    assert http.patch(f"/api/conversations/{conv['id']}", json={"title": "renamed"}).json()["title"] == "renamed"
+    exported = http.get(f"/api/conversations/{conv['id']}/export").json()
+    made = http.post("/api/conversations/import", json=[exported, exported]).json()["conversations"]
+    assert len(made) == 2
+    assert http.get(f"/api/conversations/{made[0]['id']}").json()["messages"] == got["messages"]
+    bad = http.post("/api/conversations/import", json=[exported, {"messages": [{"role": "x"}]}])
+    assert bad.status_code == 400 and "conversation 1" in bad.json()["error"]["message"]
+    assert http.delete(f"/api/conversations/{conv['id']}").status_code == 200
+    assert http.get(f"/api/conversations/{conv['id']}").status_code == 404
+
+
+def test_store_survives_kill_9(tmp_path):
+    db = tmp_path / "chat.sqlite"
+    code = ("import os, signal, sys; from chatforge.serve.store import Store; s = Store(sys.argv[1]); "
+            "c = s.create('kept'); s.append(c['id'], 'user', 'hello'); print(c['id'], flush=True); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    proc = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    cid = proc.stdout.strip()
+    store = Store(db)
+    assert store.get(cid)["messages"] == [{"role": "user", "content": "hello"}]
+    with pytest.raises(NotFound):
+        store.get("missing")
+    assert os.path.exists(str(db) + "-wal") or db.stat().st_size > 0
+
+
+def test_cli_serve_answers_over_http(run_dir):
+    port = _free_port()
+    env = {**os.environ, "CHATFORGE_API_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "chatforge", "serve", str(run_dir), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=AUTH, timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() else ""
+                time.sleep(0.2)
+        name = r.json()["data"][0]["id"]
+        assert name.endswith("-sft")
+        out = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY).chat.completions.create(
+            model=name, messages=HELLO, max_tokens=4)
+        assert out.usage.completion_tokens >= 1
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_loaded_tokenizer_is_the_saved_one(run_dir, parts):
+    assert load_tokenizer(run_dir / "tokenizer").encode("red cat") == parts[1].encode("red cat")
