@@ -287,6 +287,31 @@ def chat(
         err.print(note, highlight=False, markup=False)
 
 
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest)")],
+    checkpoint: Annotated[str | None, typer.Option(help="checkpoint to serve (default: newest of rlhf, sft, pretrain)")] = None,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback unless told otherwise)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8000,
+    api_key: Annotated[str | None, typer.Option(help="require Authorization: Bearer KEY", envvar="CHATFORGE_API_KEY")] = None,
+    max_concurrency: Annotated[int, typer.Option(help="sequences decoded together in one batch", min=1, max=4096)] = 32,
+    queue: Annotated[int, typer.Option(help="requests waiting beyond those (429 when full)", min=0, max=1 << 20)] = 64,
+    max_tokens: Annotated[int, typer.Option(help="longest reply, in tokens (0 = the context length)", min=0, max=1 << 20)] = 0,
+    max_body: Annotated[int, typer.Option(help="largest request body, in bytes (413 above)", min=1024, max=1 << 30)] = 1 << 20,
+    device: Annotated[str, typer.Option(help="cpu | cuda | mps | auto")] = "cpu",
+) -> None:
+    """Serve the model: OpenAI-compatible API at /v1 and a web chat at / (continuous batching)."""
+    from chatforge.device import pick_device
+    from chatforge.serve.api import serve as run_server
+
+    try:
+        torch_device = pick_device(device)
+    except ChatforgeError as exc:
+        raise ChatforgeError(f"--device: {exc}") from None
+    run_server(run_dir, checkpoint, host, port, api_key or None, max_concurrency, queue, str(torch_device),
+               max_body, max_tokens or None)
+
+
 def _fresh_out(out: Path, overwrite: bool) -> None:
     """Refuse to mix a new model into a directory that already holds files."""
     if out.exists() and not out.is_dir():
