@@ -498,6 +498,29 @@ def prefs_stats(run_dir: Annotated[Path, typer.Argument(help="run directory")]) 
     typer.echo(json.dumps(_prefs_store(run_dir).stats(), indent=1))
 
 
+@app.command("eval")
+def eval_cmd(
+    target: Annotated[Path, typer.Argument(help="run directory, or one checkpoint directory")],
+    tasks: Annotated[str, typer.Option(help="comma-separated: mmlu,gsm8k,humaneval,truthfulqa,ppl,builtin")] = "builtin",
+    checkpoints: Annotated[str, typer.Option(help="comma-separated base,sft,dpo,ppo,grpo (default: all present)")] = "",
+    data_dir: Annotated[Path | None, typer.Option(help="benchmark files in their official layout (e.g. ../shared/data)")] = None,
+    limit: Annotated[int | None, typer.Option(help="items per task (MMLU: per subject)", min=1)] = None,
+    shots: Annotated[int | None, typer.Option(help="few-shot examples for base models (default: the task's)", min=0, max=64)] = None,
+    samples: Annotated[int, typer.Option(help="code samples per problem; > 1 reports pass@k", min=1, max=1000)] = 1,
+    batch_size: Annotated[int, typer.Option(help="requests per forward pass", min=1, max=4096)] = 32,
+    max_new_tokens: Annotated[int, typer.Option(help="longest generated answer, in tokens", min=1, max=1 << 16)] = 256,
+    device: Annotated[str, typer.Option(help="cpu | cuda | mps | auto")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="print only the final JSON line")] = False,
+) -> None:
+    """Score checkpoints on benchmarks: a table, eval/<checkpoint>.json, per-item eval/<checkpoint>/<task>.jsonl."""
+    from chatforge.eval.stage import cli_eval
+
+    summary = cli_eval(target, [t for t in tasks.split(",") if t], [c for c in checkpoints.split(",") if c],
+                       data_dir=data_dir, limit=limit, shots=shots, samples=samples, batch_size=batch_size,
+                       max_new_tokens=max_new_tokens, device=device, console=None if as_json else err)
+    typer.echo(json.dumps(summary, default=float))
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug.
 

@@ -122,6 +122,9 @@ def loglikelihoods(
 def _loglik_chunk(em: EvalModel, reqs: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
     model, seq = em.model, em.context_length
     device = next(model.parameters()).device
+    # A choice longer than the whole context (a long answer, a tiny model) is scored on its
+    # first `seq` tokens after one context token, rather than failing the whole task.
+    reqs = [LoglikRequest(r.context, [c[:seq] for c in r.continuations]) for r in reqs]
     conts = [c for r in reqs for c in r.continuations]
     owner = [i for i, r in enumerate(reqs) for _ in r.continuations]
     lc = max(len(c) for c in conts)

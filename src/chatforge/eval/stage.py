@@ -310,3 +310,52 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     return StageResult(outputs={"scoreboard": str(run.root / "eval" / "scoreboard.json")},
                        metrics=_finite(entries), summary=f"built-in held-out: {head}",
                        device=str(em.model.lm_head.weight.device.type))
+
+
+def _targets(target: Path, checkpoints: Sequence[str]) -> tuple[list[tuple[str, Path]], Path, Path]:
+    """(checkpoint name, directory) pairs, the tokenizer dir and the run root of a CLI target."""
+    if (target / "checkpoints").is_dir():
+        run = RunDir(target)
+        present = present_checkpoints(run)
+        names = list(checkpoints) or present
+        for name in names:
+            if name not in CHECKPOINTS:
+                raise ConfigError(f"--checkpoints: unknown {name!r} (known: {', '.join(CHECKPOINTS)})")
+            if name not in present:
+                raise RunDirError(f"{run.checkpoint(CHECKPOINTS[name])}: no {name} checkpoint in this run")
+        if not names:
+            raise RunDirError(f"{target}: no checkpoint to evaluate")
+        return [(n, run.checkpoint(CHECKPOINTS[n])) for n in names], run.tokenizer, target
+    weights = resolve_checkpoint(target)
+    root = next((p for p in (target, *target.resolve().parents) if (p / "tokenizer").is_dir()), None)
+    if root is None:
+        raise RunDirError(f"{target}: no tokenizer/ directory beside or above this checkpoint")
+    stage = target.name if weights != target.resolve() or (target / "LATEST").is_file() else target.parent.name
+    name = next((n for n, s in CHECKPOINTS.items() if s == stage), stage)
+    if checkpoints and list(checkpoints) != [name]:
+        raise ConfigError(f"--checkpoints: {target} is the {name} checkpoint only")
+    return [(name, target)], root / "tokenizer", root
+
+
+def cli_eval(target: Path, tasks: Sequence[str], checkpoints: Sequence[str], *, data_dir: Path | None,
+             limit: int | None, shots: int | None, samples: int, batch_size: int, max_new_tokens: int,
+             device: str, console: Console | None) -> dict[str, dict[str, dict[str, Any]]]:
+    """`chatforge eval`: every task on every checkpoint named; returns {checkpoint: {task: metrics}}."""
+    for t in tasks:
+        if t not in TASKS:
+            raise ConfigError(f"--tasks: unknown task {t!r} (tasks: {', '.join(TASKS)})")
+    if not tasks:
+        raise ConfigError("--tasks: name at least one task")
+    jobs, tok_dir, root = _targets(Path(target), checkpoints)
+    corpus = root / "corpus" if (root / "corpus").is_dir() else None
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name, path in jobs:
+        em = load_for_eval(path, tok_dir, style_of(name), device, batch_size, max_new_tokens, seed=1234)
+        results = evaluate_model(em, tasks, corpus=corpus, data_dir=data_dir, limit=limit, shots=shots,
+                                 samples=samples)
+        summary[name] = write_results(root / "eval", name, results)
+        if "builtin" in tasks:
+            update_scoreboard(root / "eval", {name: scoreboard_entry(summary[name])})
+    if console is not None:
+        console.print(metrics_table(summary))
+    return _finite(summary)
