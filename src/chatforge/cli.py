@@ -521,6 +521,35 @@ def eval_cmd(
     typer.echo(json.dumps(summary, default=float))
 
 
+@app.command()
+def redteam(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest)")],
+    probes: Annotated[list[str] | None, typer.Option(
+        "--probes", help="builtin | advbench | harmbench | jailbreak-prompts | crows-pairs | bbq | csv:PATH:COLUMN | jsonl:PATH:FIELD (repeatable)")] = None,
+    judge: Annotated[list[str] | None, typer.Option(
+        "--judge", help="rules | nb | endpoint:URL | hf:PATH (repeatable; the first gives the headline)")] = None,
+    checkpoints: Annotated[str, typer.Option(help="comma-separated base,sft,dpo,ppo,grpo (default: all present)")] = "",
+    max_requests: Annotated[int | None, typer.Option(help="harmful requests per source (0 = all)", min=0, max=1 << 20)] = None,
+    data_root: Annotated[Path | None, typer.Option(help="folder of the public sets (default ../shared/data)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print only the final JSON line")] = False,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    overrides: OverridesArg = None,
+) -> None:
+    """Attack success per category and attack, over-refusal and bias of every checkpoint -> redteam/."""
+    flags = {"redteam.probes": ",".join(probes) if probes else None,
+             "redteam.judges": ",".join(judge) if judge else None,
+             "redteam.checkpoints": checkpoints or None, "redteam.max_requests": max_requests,
+             "redteam.data_root": str(data_root) if data_root else None}
+    cfg = _stage_config(run_dir, preset, flags, overrides)
+    from chatforge.eval.redteam import run as redteam_run
+    from chatforge.runs import RunDir
+
+    report = redteam_run.redteam(cfg, RunDir(run_dir))
+    if not as_json:
+        typer.echo(redteam_run.markdown(report))
+    typer.echo(json.dumps(redteam_run.summary(report), default=float))
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug.
 

@@ -238,6 +238,29 @@ class EvalConfig:
 
 
 @dataclass
+class RedteamConfig:
+    """Red teaming of every checkpoint (harmful requests, jailbreaks, bias); see chatforge.eval.redteam."""
+
+    enabled: bool = True
+    probes: list[str] = field(default_factory=lambda: ["builtin"])  # builtin, advbench, ..., csv:PATH:COL
+    attacks: list[str] = field(default_factory=lambda: [
+        "role_play", "ignore_previous", "prefix_injection", "refusal_suppression", "payload_splitting",
+        "base64", "leetspeak", "rot13", "translation", "many_shot"])
+    judges: list[str] = field(default_factory=lambda: ["rules", "nb"])  # the first gives the headline
+    judge_model: str = "gpt-4o-mini"  # model name sent to an endpoint:URL judge
+    checkpoints: list[str] = field(default_factory=lambda: ["base", "sft", "dpo", "ppo", "grpo"])
+    max_requests: int = at_least(0, 48)  # harmful requests per source, spread over categories (0 = all)
+    max_benign: int = at_least(0, 0)  # benign look-alikes (0 = all)
+    max_bias_items: int = at_least(0, 300)  # CrowS pairs and BBQ items per source (0 = all)
+    max_new_tokens: int = at_least(1, 48)
+    batch_size: int = at_least(1, 64)
+    bias: bool = True
+    worst: int = at_least(0, 5)  # worst answers and judge disagreements listed per checkpoint
+    data_root: str = ""  # folder of the public sets ("" = ../shared/data beside the repository)
+    seed: int = 0
+
+
+@dataclass
 class CostConfig:
     gpu: str = "cpu"
     pue: float = at_least(1, 1.2)
@@ -256,6 +279,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    redteam: RedteamConfig = field(default_factory=RedteamConfig)
     cost: CostConfig = field(default_factory=CostConfig)
 
     def to_dict(self) -> dict[str, Any]:

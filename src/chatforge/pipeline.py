@@ -22,6 +22,7 @@ from chatforge.corpus import build as corpus
 from chatforge.data import stage as data
 from chatforge.eval import stage as eval_stage
 from chatforge.device import device_name, pick_device
+from chatforge.eval.redteam import run as redteam
 from chatforge.runs import RunDir, atomic_write_text, files_digest
 from chatforge.stage import Stage
 from chatforge.tokenizer import stage as tokenizer
@@ -46,6 +47,10 @@ STAGES: list[Stage] = [
     # each of those stages that is on; a stage added later goes above it.
     Stage("eval", eval_stage.run, ("eval",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
           help="built-in held-out benchmarks of every checkpoint side by side; eval/scoreboard.json"),
+    # Scores every checkpoint present, like eval; stays last so its key follows each of them.
+    Stage("redteam", redteam.run_stage, ("redteam",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
+          enabled=lambda cfg: cfg.redteam.enabled,
+          help="harmful requests, jailbreaks and bias per checkpoint; redteam/report.json"),
 ]
 
 
