@@ -18,6 +18,7 @@ from chatforge.corpus.world import RELATIONS, World, fact_question, fact_sentenc
 from chatforge.errors import ConfigError
 from chatforge.pipeline import run_pipeline
 from chatforge.runs import RunDir
+from chatforge.tokenizer.chat import content_text
 
 FILES = ("pretrain.jsonl", "world.json", "sft_train.jsonl", "sft_heldout.jsonl",
          "facts_heldout.jsonl")
@@ -90,7 +91,7 @@ def test_both_languages_with_turkish_letters(out):
     langs = {d["lang"] for d in out["docs"]}
     assert langs == {"en", "tr"}
     turkish_text = " ".join(d["text"] for d in out["docs"] if d["lang"] == "tr")
-    turkish_text += " ".join(m["content"] for c in out["train"] if c["lang"] == "tr"
+    turkish_text += " ".join(content_text(m["content"]) for c in out["train"] if c["lang"] == "tr"
                              for m in c["messages"])
     for letter in "çğıİöşü":
         assert letter in turkish_text, letter
@@ -158,7 +159,7 @@ def test_heldout_questions_never_appear_in_sft_train(out):
     unseen = {q["fact_id"] for q in held if not q["seen_in_sft"]}
     seen = {q["fact_id"] for q in held if q["seen_in_sft"]}
     assert unseen and seen
-    train_text = " ".join(m["content"] for c in out["train"] for m in c["messages"])
+    train_text = " ".join(content_text(m["content"]) for c in out["train"] for m in c["messages"])
     for fact_id in unseen:  # no phrasing of an unseen fact is asked or stated in SFT
         fact = world.fact(fact_id)
         for lang in ("en", "tr"):
@@ -183,7 +184,7 @@ def test_arithmetic_is_correct(out):
     n = sum(_check_equations(d["text"]) for d in out["docs"] if d["source"] == "arithmetic")
     problems = [c for c in out["train"] + out["heldout"] if c["kind"] == "arithmetic"]
     for conv in problems:
-        solution = conv["messages"][-1]["content"]
+        solution = content_text(conv["messages"][-1]["content"])  # the text still writes each equation
         n += _check_equations(solution)
         assert re.findall(r"-?\d+", solution)[-1] == conv["answer"]
         assert solution.endswith((f"So the answer is {conv['answer']}.", f"Yani cevap {conv['answer']}."))
@@ -211,13 +212,14 @@ def test_conversations_are_well_formed(out):
         if roles[0] == "system":
             roles = roles[1:]
         assert roles and roles == ["user", "assistant"] * (len(roles) // 2), conv["id"]
-        assert all(m["content"].strip() for m in conv["messages"])
-        if conv["kind"] in ("fact", "arithmetic"):
+        assert all(content_text(m["content"]).strip() for m in conv["messages"])
+        answered = ("fact", "arithmetic", "calc", "followup", "compare")
+        if conv["kind"] in answered:
             assert conv["answer"]
-        if conv["kind"] == "fact":
+        if conv["kind"] in ("fact", "followup"):
             assert conv["messages"][-1]["content"] == conv["answer"]
         else:
-            assert conv["kind"] == "arithmetic" or conv["answer"] == ""
+            assert conv["kind"] in answered or conv["answer"] == ""
     kinds = {(c["kind"], c["lang"]) for c in train}
     assert kinds == {(k, lang) for k in chat.KINDS for lang in ("en", "tr")}
     # Held-out fact questions are bare single turns: the scorer asks them the same way.

@@ -177,7 +177,8 @@ class _Maker:
         self.held_variant: dict[tuple[str, str], int] = {}  # (fact id, lang) -> held-out phrasing
         self.unknown_pool, _ = unknown_training_pool(world)
         self.subjects = [e for e in world.entities if len(self.known(e)) >= 2]
-        self.pairs = {r: dialogue.comparison_pairs(world, r) for r in dialogue.COMPARISONS}
+        self.pairs = {r: [(a, b) for a, b in dialogue.comparison_pairs(world, r)  # no unseen fact stated
+                          if a.id not in self.unseen and b.id not in self.unseen] for r in dialogue.COMPARISONS}
 
     def known(self, entity: Entity) -> list[Fact]:
         return [f for f in self.world.facts_about(entity.id) if f.id not in self.unseen]
