@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from chatforge import cli_checks
-from chatforge.cli_checks import positive
+from chatforge.cli_checks import bounds, positive
 from chatforge.config import load_config
 from chatforge.errors import ChatforgeError
 
@@ -496,6 +496,80 @@ def prefs_export(
 def prefs_stats(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
     """Labels per labeller, agreement (raw and Cohen's kappa), A/B position bias, as JSON."""
     typer.echo(json.dumps(_prefs_store(run_dir).stats(), indent=1))
+
+
+@prefs_app.command("generate")
+def prefs_generate(
+    run_dir: Annotated[Path, typer.Argument(help="run directory with checkpoints/sft")],
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    overrides: OverridesArg = None,
+) -> None:
+    """Two answers per built-in prompt from the SFT model (two temperatures) -> prefs.db."""
+    cfg = _stage_config(run_dir, preset, {}, overrides)
+    from chatforge.align import collect
+    from chatforge.runs import RunDir
+
+    store, pairs, imported = collect.generate(cfg, RunDir(run_dir), err)
+    typer.echo(json.dumps({"prefs": str(store.path), "pairs": len(pairs), "imported": imported}))
+
+
+@prefs_app.command("judge")
+def prefs_judge(
+    run_dir: Annotated[Path, typer.Argument(help="run directory with prefs/prefs.db")],
+    judge: Annotated[str, typer.Option(help="rule | reward (the run's reward model) | http")] = "rule",
+    url: Annotated[str, typer.Option(help="with --judge http: an OpenAI-compatible endpoint")] = "",
+    model: Annotated[str, typer.Option(help="with --judge http: the model name to ask")] = "",
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    overrides: OverridesArg = None,
+) -> None:
+    """Let a judge pick the better answer of every generated pair (labeller judge:NAME);
+    another judge than the rules also reports its agreement with them."""
+    cfg = _stage_config(run_dir, preset, {"prefs.judge_url": url or None, "prefs.judge_model": model or None},
+                        overrides)
+    from chatforge.align import collect
+    from chatforge.runs import RunDir
+
+    run = RunDir(run_dir)
+    store, pairs, _ = collect.generate(cfg, run, err)
+    typer.echo(json.dumps(collect.judge(cfg, run, store, pairs, judge), default=float))
+
+
+def _train_stage(stage: str, run_dir: Path, preset: str, flags: dict, overrides: list[str] | None,
+                 restart: bool) -> None:
+    """Run one training stage of a run directory (re-run even when up to date: labels may
+    have been added since) and print its metrics as one JSON line."""
+    cfg = _stage_config(run_dir, preset, flags, overrides)
+    from chatforge.pipeline import run_pipeline
+    from chatforge.runs import RunDir
+
+    manifests = run_pipeline(cfg, RunDir(run_dir, restart=restart), only=[stage], force=[stage])
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps({"run_dir": str(run_dir), stage: manifests[stage].get("metrics", {})}, default=float))
+
+
+@app.command()
+def reward(
+    run_dir: Annotated[Path, typer.Option(help="run directory holding prefs/ and checkpoints/sft")],
+    margin: Annotated[float | None, typer.Option(help="Bradley-Terry margin (default: the preset's)")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    restart: RestartOpt = False,
+    overrides: OverridesArg = None,
+) -> None:
+    """Train the reward model on the run's preferences -> checkpoints/reward."""
+    _train_stage("reward", run_dir, preset, {"reward.margin": margin}, overrides, restart)
+
+
+@app.command()
+def dpo(
+    run_dir: Annotated[Path, typer.Option(help="run directory holding prefs/ and checkpoints/sft")],
+    beta: Annotated[float | None, typer.Option(help="KL strength beta (default: the preset's)", callback=bounds(0, 1e6, min_open=True))] = None,
+    loss: Annotated[str | None, typer.Option(help="sigmoid (DPO) | ipo")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    restart: RestartOpt = False,
+    overrides: OverridesArg = None,
+) -> None:
+    """Direct preference optimisation of the SFT model on the run's preferences -> checkpoints/dpo."""
+    _train_stage("dpo", run_dir, preset, {"dpo.beta": beta, "dpo.loss": loss}, overrides, restart)
 
 
 @app.command("eval")

@@ -228,6 +228,44 @@ class SFTConfig:
 
 
 @dataclass
+class PrefsConfig:
+    """Preference pairs (stage 5, step 1); see chatforge.align.collect."""
+
+    enabled: bool = True
+    prompts: int = at_least(1, 1500)  # training prompts, two sampled answers each
+    heldout_prompts: int = at_least(0, 240)
+    # one sampling temperature per answer of a pair
+    temperatures: list[float] = field(default_factory=lambda: [0.7, 1.3])
+    max_new_tokens: int = at_least(1, 48)
+    judge: str = one_of("rule", "rule", "reward", "http")  # who picks, when no person does
+    judge_url: str = ""  # prefs.judge=http: an OpenAI-compatible endpoint
+    judge_model: str = "judge"
+    data: list[str] = field(default_factory=list)  # FORMAT:PATH (jsonl, hh-rlhf, llamafactory)
+
+
+@dataclass
+class RewardConfig:
+    """The reward model (stage 5, step 2); see chatforge.align.reward."""
+
+    enabled: bool = True
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr=1e-3, batch_size=32, max_steps=300, eval_every=100, checkpoint_every=100, epochs=0))
+    margin: float = at_least(0, 0.0)  # Bradley-Terry margin
+    center: float = at_least(0, 0.01)  # weight of the reward-centring term
+
+
+@dataclass
+class DPOConfig:
+    """Direct preference optimisation; see chatforge.align.dpo."""
+
+    enabled: bool = True
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr=2e-4, batch_size=16, max_steps=200, eval_every=100, checkpoint_every=100))
+    beta: float = between(0, None, 0.1, lo_open=True)
+    loss: str = one_of("sigmoid", "sigmoid", "ipo")
+
+
+@dataclass
 class EvalConfig:
     """The pipeline's eval stage (stage 6): built-in held-out sets; see chatforge.eval.stage."""
 
@@ -278,6 +316,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    prefs: PrefsConfig = field(default_factory=PrefsConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     redteam: RedteamConfig = field(default_factory=RedteamConfig)
     cost: CostConfig = field(default_factory=CostConfig)
@@ -535,6 +576,13 @@ def validate(cfg: Config) -> None:
     for path in cfg.sft.data:
         if not Path(path).is_file():
             raise ConfigError(f"sft.data: {path}: no such conversation file")
+    if len(cfg.prefs.temperatures) != 2 or any(t < 0 for t in cfg.prefs.temperatures):
+        raise ConfigError(f"prefs.temperatures={cfg.prefs.temperatures}: give two temperatures >= 0")
+    for spec in cfg.prefs.data:
+        fmt, _, path = spec.partition(":")
+        if fmt not in ("jsonl", "hh-rlhf", "llamafactory") or not Path(path).is_file():
+            raise ConfigError(f"prefs.data item {spec!r}: expected FORMAT:PATH (jsonl, hh-rlhf, "
+                              "llamafactory) naming an existing file")
     m = cfg.model
     width = m.width or m.depth * m.aspect_ratio
     if width % m.head_dim:

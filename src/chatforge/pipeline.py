@@ -16,12 +16,12 @@ from typing import Any
 
 from rich.console import Console
 
-from chatforge.align import sft
+from chatforge.align import collect, dpo, reward, sft
 from chatforge.config import Config
 from chatforge.corpus import build as corpus
 from chatforge.data import stage as data
-from chatforge.eval import stage as eval_stage
 from chatforge.device import device_name, pick_device
+from chatforge.eval import stage as eval_stage
 from chatforge.eval.redteam import run as redteam
 from chatforge.runs import RunDir, atomic_write_text, files_digest
 from chatforge.stage import Stage
@@ -43,6 +43,16 @@ STAGES: list[Stage] = [
     Stage("sft", sft.run, ("run.seed", "sft"), ("pretrain", "corpus"),
           files=lambda cfg: cfg.sft.data, distributed=True,
           help="supervised fine-tuning on conversations; held-out fact exact match"),
+    Stage("prefs", collect.run, ("run.seed", "prefs"), ("sft",),
+          enabled=lambda cfg: cfg.prefs.enabled,
+          files=lambda cfg: [spec.partition(":")[2] for spec in cfg.prefs.data],
+          help="two answers per prompt from the SFT model, and a judge's (or a person's) choice"),
+    Stage("reward", reward.run, ("run.seed", "reward"), ("prefs",), distributed=True,
+          enabled=lambda cfg: cfg.prefs.enabled and cfg.reward.enabled,
+          help="reward model (Bradley-Terry) on the preferences; held-out pair accuracy"),
+    Stage("dpo", dpo.run, ("run.seed", "dpo"), ("prefs",), distributed=True,
+          enabled=lambda cfg: cfg.prefs.enabled and cfg.dpo.enabled,
+          help="direct preference optimisation of the SFT model; margins and refusals vs SFT"),
     # Last: it scores every checkpoint present (base, sft, dpo, ppo, grpo), so its key follows
     # each of those stages that is on; a stage added later goes above it.
     Stage("eval", eval_stage.run, ("eval",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),

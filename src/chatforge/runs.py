@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chatforge.errors import RunDirError
+
 MANIFEST_VERSION = 1
 
 
@@ -108,6 +110,22 @@ def files_digest(paths: Iterable[str | os.PathLike[str]]) -> str:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The objects of a JSONL file the run itself wrote; a bad line names file and line."""
+    rows = []
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{path}: line {i}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise RunDirError(f"{path}: line {i}: not a JSON object")
+        rows.append(row)
+    return rows
 
 
 class MetricsWriter:
