@@ -307,6 +307,16 @@ class CostConfig:
 
 
 @dataclass
+class ReportConfig:
+    """The run's report (chatforge.report): language, the large scale its cost section shows."""
+
+    enabled: bool = True
+    lang: str = one_of("en", "en", "tr")
+    cost_preset: str = "gpt4"  # a chatforge.cost preset: the scale of the seed's cost table
+    max_new_tokens: int = at_least(1, 40)  # per example answer generated for the report
+
+
+@dataclass
 class Config:
     preset: str = "cpu"
     run: RunConfig = field(default_factory=RunConfig)
@@ -322,6 +332,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     redteam: RedteamConfig = field(default_factory=RedteamConfig)
     cost: CostConfig = field(default_factory=CostConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
