@@ -94,6 +94,7 @@ class _Sampling(_Body):
     n: int = Field(1, ge=1, le=16)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    ignore_eos: bool = False  # vLLM's extension: run to max_tokens (benchmarks want fixed lengths)
 
 
 class ChatRequest(_Sampling):
@@ -265,7 +266,7 @@ def create_app(scheduler: Scheduler, tok: Tokenizer, model_name: str, store: Sto
         seed = req.seed + index if req.seed is not None else None
         try:
             return sampling(min(wanted or limit, max(1, ctx - n_prompt)), req.temperature, req.top_p, seed,
-                            stop=stop, logprobs=logprobs)
+                            stop=stop, logprobs=logprobs, stop_ids=() if req.ignore_eos else None)
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
 
@@ -307,7 +308,8 @@ def create_app(scheduler: Scheduler, tok: Tokenizer, model_name: str, store: Sto
         for ids in ids_list:
             for i in range(req.n):
                 p = params_for(req, len(ids), i, req.max_tokens, req.logprobs is not None)
-                p.stop_ids = stop_ids
+                if not req.ignore_eos:
+                    p.stop_ids = stop_ids
                 run.submit(ids, p, req.logprobs or 0)
         rid = "cmpl-" + secrets.token_hex(12)
         shape = _CompletionShape(tok, rid, model_name, req.logprobs is not None)
@@ -363,15 +365,21 @@ async def _answer(request: Request, run: _Run, req: _Sampling, shape, prompt_tok
                     first = shape.first_chunk(c.index)
                     if first is not None:
                         yield _sse(shape.chunk([first], include_usage))
+                out = []  # events already waiting go out in one write: fewer sends under load
                 async for choice, kind, payload in run.events():
                     if kind == "token":
                         if payload.text or shape.logprobs:
-                            yield _sse(shape.chunk([shape.delta(choice.index, [payload])], include_usage))
+                            out.append(_sse(shape.chunk([shape.delta(choice.index, [payload])], include_usage)))
                     elif kind == "done":
-                        yield _sse(shape.chunk([shape.end(choice.index, _finish(payload))], include_usage))
+                        out.append(_sse(shape.chunk([shape.end(choice.index, _finish(payload))], include_usage)))
                     else:
-                        yield _sse({"error": {"message": payload, "type": "server_error", "param": None,
-                                              "code": "generation_failed"}})
+                        out.append(_sse({"error": {"message": payload, "type": "server_error", "param": None,
+                                                   "code": "generation_failed"}}))
+                    if out and run.queue.empty():
+                        yield "".join(out)
+                        out = []
+                if out:
+                    yield "".join(out)
                 if include_usage:
                     yield _sse({**shape.chunk([], False), "usage": _usage(run, prompt_tokens)})
                 yield "data: [DONE]\n\n"
