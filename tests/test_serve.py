@@ -23,12 +23,12 @@ import pytest
 import torch
 import uvicorn
 
-from chatforge.engine import Engine, SamplingParams
+from chatforge.engine import Completion, Engine, SamplingParams
 from chatforge.model.checkpoint import save_model
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.serve.api import create_app
 from chatforge.serve.chat_cli import load_chat
-from chatforge.serve.scheduler import Job, Scheduler
+from chatforge.serve.scheduler import Job, Scheduler, Token
 from chatforge.serve.store import NotFound, Store
 from chatforge.tokenizer.bpe import load_tokenizer, train_bpe
 from chatforge.tokenizer.chat import render_prompt
@@ -278,6 +278,39 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(server):
     _wait_idle(server.scheduler, timeout=2.0)  # well before 120 tokens would have finished
     ok = _client(server).chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
     assert ok.choices[0].finish_reason in ("stop", "length")
+
+
+class SlowBackend:
+    """The scheduler's interface, one token every 50 ms for 10 s unless cancelled."""
+
+    context_length = 128
+
+    def __init__(self):
+        self.cancelled = threading.Event()
+
+    def load(self) -> tuple[int, int]:
+        return 0, 0
+
+    def submit(self, job: Job) -> Job:
+        threading.Thread(target=self._run, args=(job,), daemon=True).start()
+        return job
+
+    def _run(self, job: Job) -> None:
+        for _ in range(200):
+            time.sleep(0.05)
+            if job.cancelled:
+                self.cancelled.set()
+                return
+            job.on_token(Token(0, "x"))
+        job.on_done(Completion(tokens=[0] * 200, text="x" * 200, finish_reason="length"))
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_has_its_job_cancelled(parts):
+    backend = SlowBackend()
+    with Server(create_app(backend, parts[1], "slow")) as srv:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(srv.url + "/v1/chat/completions", json={"model": "slow", "messages": HELLO}, timeout=0.3)
+        assert backend.cancelled.wait(timeout=3.0)  # the server checks for a gone client every second
 
 
 def test_queue_full_is_429_with_an_openai_error(parts):

@@ -19,7 +19,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -185,6 +185,22 @@ class _Run:
             else:
                 choice.error, left = payload, left - 1
             yield choice, kind, payload
+
+
+class _EventStream(StreamingResponse):
+    """Server-sent events whose `on_close` runs however the response ends: finished, failed,
+    or the client gone (even before the first byte, when the body is never iterated)."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
 
 
 def _finish(comp: Completion) -> str:
@@ -360,34 +376,30 @@ async def _answer(request: Request, run: _Run, req: _Sampling, shape, prompt_tok
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if req.stream:
         async def stream() -> AsyncIterator[str]:
-            try:
-                for c in run.choices:
-                    first = shape.first_chunk(c.index)
-                    if first is not None:
-                        yield _sse(shape.chunk([first], include_usage))
-                out = []  # events already waiting go out in one write: fewer sends under load
-                async for choice, kind, payload in run.events():
-                    if kind == "token":
-                        if payload.text or shape.logprobs:
-                            out.append(_sse(shape.chunk([shape.delta(choice.index, [payload])], include_usage)))
-                    elif kind == "done":
-                        out.append(_sse(shape.chunk([shape.end(choice.index, _finish(payload))], include_usage)))
-                    else:
-                        out.append(_sse({"error": {"message": payload, "type": "server_error", "param": None,
-                                                   "code": "generation_failed"}}))
-                    if out and run.queue.empty():
-                        yield "".join(out)
-                        out = []
-                if out:
+            for c in run.choices:
+                first = shape.first_chunk(c.index)
+                if first is not None:
+                    yield _sse(shape.chunk([first], include_usage))
+            out = []  # events already waiting go out in one write: fewer sends under load
+            async for choice, kind, payload in run.events():
+                if kind == "token":
+                    if payload.text or shape.logprobs:
+                        out.append(_sse(shape.chunk([shape.delta(choice.index, [payload])], include_usage)))
+                elif kind == "done":
+                    out.append(_sse(shape.chunk([shape.end(choice.index, _finish(payload))], include_usage)))
+                else:
+                    out.append(_sse({"error": {"message": payload, "type": "server_error", "param": None,
+                                               "code": "generation_failed"}}))
+                if out and run.queue.empty():
                     yield "".join(out)
-                if include_usage:
-                    yield _sse({**shape.chunk([], False), "usage": _usage(run, prompt_tokens)})
-                yield "data: [DONE]\n\n"
-            finally:  # normal end, or the client went away (the task is cancelled)
-                run.cancel()
+                    out = []
+            if out:
+                yield "".join(out)
+            if include_usage:
+                yield _sse({**shape.chunk([], False), "usage": _usage(run, prompt_tokens)})
+            yield "data: [DONE]\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return _EventStream(stream(), on_close=run.cancel)
     async def collect() -> None:
         async for _ in run.events():
             pass
@@ -579,25 +591,26 @@ def _chat_routes(store: Store, scheduler: Scheduler, tok: Tokenizer, read_json, 
         if conv["title"] == "New chat" and not conv["messages"]:
             store.rename(cid, body.content[:48])
 
-        async def stream() -> AsyncIterator[str]:
-            text, saved = [], False
-            try:
-                async for _choice, kind, payload in run.events():
-                    if kind == "token" and payload.text:
-                        text.append(payload.text)
-                        yield _sse({"delta": payload.text})
-                    elif kind == "done":
-                        store.append(cid, "assistant", payload.text)
-                        saved = True
-                        yield _sse({"finish_reason": _finish(payload), "tokens": len(payload.tokens)})
-                    elif kind == "error":
-                        yield _sse({"error": payload})
-            finally:  # stopped or failed: keep what was said, so turns still alternate
-                run.cancel()
-                if not saved:
-                    store.append(cid, "assistant", "".join(text))
+        saved = False
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        async def stream() -> AsyncIterator[str]:
+            nonlocal saved
+            async for _choice, kind, payload in run.events():
+                if kind == "token" and payload.text:
+                    yield _sse({"delta": payload.text})
+                elif kind == "done":
+                    store.append(cid, "assistant", payload.text)
+                    saved = True
+                    yield _sse({"finish_reason": _finish(payload), "tokens": len(payload.tokens)})
+                elif kind == "error":
+                    yield _sse({"error": payload})
+
+        def close() -> None:  # stopped or failed: keep what was sent, so turns still alternate
+            run.cancel()
+            if not saved:
+                store.append(cid, "assistant", "".join(t.text for t in run.choices[0].tokens))
+
+        return _EventStream(stream(), on_close=close)
 
     return api
 
