@@ -24,9 +24,10 @@ import torch
 import uvicorn
 
 from chatforge.engine import Completion, Engine, SamplingParams
+from chatforge.errors import RunDirError
 from chatforge.model.checkpoint import save_model
 from chatforge.model.gpt import GPT, GPTConfig
-from chatforge.serve.api import create_app
+from chatforge.serve.api import create_app, load_served
 from chatforge.serve.chat_cli import load_chat
 from chatforge.serve.scheduler import Job, Scheduler, Token
 from chatforge.serve.store import NotFound, Store
@@ -382,6 +383,23 @@ def test_cli_serve_answers_over_http(run_dir):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+
+
+def test_serve_loads_a_run_a_stage_dir_or_a_step_dir_with_the_runs_tokenizer_and_chats(tmp_path, parts):
+    model, tok = parts
+    run = tmp_path / "myrun"
+    tok.save(run / "tokenizer")
+    save_model(model, run / "checkpoints" / "sft" / "step_5")
+    (run / "checkpoints" / "sft" / "LATEST").write_text("step_5")
+    for source in (run, run / "checkpoints" / "sft", run / "checkpoints" / "sft" / "step_5"):
+        served, served_tok, name, chat_dir = load_served(source)
+        assert (name, chat_dir.resolve()) == ("myrun-sft", (run / "chat").resolve())
+        assert served_tok.encode("red cat") == tok.encode("red cat")
+        assert torch.equal(served.lm_head.weight, model.lm_head.weight)
+    with pytest.raises(RunDirError, match="no such run or checkpoint"):
+        load_served(tmp_path / "missing")
+    with pytest.raises(RunDirError, match="stage of a run"):
+        load_served(run / "checkpoints" / "sft", stage="sft")
 
 
 def test_loaded_tokenizer_is_the_saved_one(run_dir, parts):

@@ -25,6 +25,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
+import torch
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,11 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatforge.engine import Completion, ContextLengthError
-from chatforge.errors import ConfigError, InputError
+from chatforge.errors import ConfigError, InputError, RunDirError
+from chatforge.model.checkpoint import load_model, resolve_checkpoint
+from chatforge.model.gpt import GPT
+from chatforge.model.hf import tokenizer_beside
 from chatforge.serve.chat_cli import load_chat
 from chatforge.serve.scheduler import Job, QueueFull, Scheduler, Token, sampling
 from chatforge.serve.store import NotFound, Store
-from chatforge.tokenizer.bpe import Tokenizer
+from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
 from chatforge.tokenizer.chat import check_messages, render_prompt
 
 WEB = files("chatforge.serve") / "web"
@@ -615,19 +619,38 @@ def _chat_routes(store: Store, scheduler: Scheduler, tok: Tokenizer, read_json, 
     return api
 
 
-def serve(run_dir: Path, stage: str | None = None, host: str = "127.0.0.1", port: int = 8000,
+def load_served(source: Path, stage: str | None = None, device: str = "cpu") -> tuple[GPT, Tokenizer, str, Path]:
+    """Model, tokenizer, model name and chat-database path of a run directory (its newest chat
+    checkpoint, or `stage`) or of a checkpoint directory (its run's tokenizer, or its own)."""
+    source = Path(source)
+    if not source.exists():
+        raise RunDirError(f"{source}: no such run or checkpoint directory")
+    if (source / "checkpoints").is_dir():
+        engine, tok, loaded = load_chat(source, stage, device)
+        return engine.model, tok, f"{source.resolve().name}-{loaded.split(' ')[0]}", source / "chat"
+    if stage:
+        raise RunDirError(f"{source}: --checkpoint names a stage of a run directory, and this is a checkpoint")
+    weights = resolve_checkpoint(source)
+    tok = load_tokenizer(tokenizer_beside(weights))
+    model = load_model(source, torch.device(device)).eval()
+    weights = weights.resolve()
+    stage_dir = next((p for p in (weights, *weights.parents) if p.parent.name == "checkpoints"), None)
+    if stage_dir is None:  # e.g. an import-hf directory: the chats live beside the weights
+        return model, tok, weights.name, weights / "chat"
+    return model, tok, f"{stage_dir.parent.parent.name}-{stage_dir.name}", stage_dir.parent.parent / "chat"
+
+
+def serve(source: Path, stage: str | None = None, host: str = "127.0.0.1", port: int = 8000,
           api_key: str | None = None, max_concurrency: int = 32, queue: int = 64, device: str = "cpu",
           max_body: int = 1 << 20, max_tokens: int | None = None) -> None:
-    """Load the run's model and serve it until interrupted."""
-    engine, tok, loaded = load_chat(run_dir, stage, device)
-    name = f"{Path(run_dir).resolve().name}-{loaded.split(' ')[0]}"
-    scheduler = Scheduler(engine.model, tok, max_batch=max_concurrency, max_queue=queue).start()
-    store = Store(Path(run_dir) / "chat" / "conversations.sqlite")
+    """Load the model and serve it until interrupted."""
+    model, tok, name, chat_dir = load_served(source, stage, device)
+    scheduler = Scheduler(model, tok, max_batch=max_concurrency, max_queue=queue).start()
+    store = Store(chat_dir / "conversations.sqlite")
     try:
         app = create_app(scheduler, tok, name, store, api_key=api_key, max_body=max_body, max_tokens=max_tokens)
-        print(f"serving {loaded} as {name!r} at http://{host}:{port}/ (OpenAI API at /v1)", flush=True)
+        print(f"serving {name!r} at http://{host}:{port}/ (OpenAI API at /v1)", flush=True)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         scheduler.close()
         store.close()
-
