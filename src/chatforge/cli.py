@@ -289,8 +289,8 @@ def chat(
 
 @app.command()
 def serve(
-    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest)")],
-    checkpoint: Annotated[str | None, typer.Option(help="checkpoint to serve (default: newest of rlhf, sft, pretrain)")] = None,
+    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest) or checkpoint directory")],
+    checkpoint: Annotated[str | None, typer.Option(help="stage of the run to serve (default: newest of rlhf, dpo, ppo, sft, pretrain)")] = None,
     host: Annotated[str, typer.Option(help="address to listen on (loopback unless told otherwise)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 8000,
     api_key: Annotated[str | None, typer.Option(help="require Authorization: Bearer KEY", envvar="CHATFORGE_API_KEY")] = None,
