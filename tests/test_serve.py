@@ -166,6 +166,22 @@ def test_n_choices_logprobs_and_stop(server):
         assert cut.choices[0].finish_reason == "stop"
 
 
+def test_completions_of_several_prompts_times_n_with_logprobs(server):
+    client = _client(server)
+    prompts = ["blue river", "one two three"]
+    out = client.completions.create(model="tiny", prompt=prompts, n=2, max_tokens=6, temperature=0.9, seed=5,
+                                    logprobs=2)
+    assert [c.index for c in out.choices] == [0, 1, 2, 3]
+    assert out.usage.prompt_tokens == sum(len(server.tok.encode(p)) + 1 for p in prompts)  # + <|bos|>
+    for c in out.choices:
+        lp = c.logprobs
+        assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset) >= 1
+        assert all(1 <= len(top) <= 2 for top in lp.top_logprobs)  # two ids may decode alike (a UTF-8 part)
+    # Choice j of a prompt uses seed + j, alone or beside the other prompt.
+    alone = client.completions.create(model="tiny", prompt=prompts[1], n=2, max_tokens=6, temperature=0.9, seed=5)
+    assert [c.text for c in alone.choices] == [c.text for c in out.choices[2:]]
+
+
 def test_wrong_or_missing_api_key_is_401(server):
     with pytest.raises(openai.AuthenticationError):
         _client(server, "sk-wrong").chat.completions.create(model="tiny", messages=HELLO, max_tokens=2)

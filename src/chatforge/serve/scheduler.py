@@ -17,6 +17,12 @@ All rows share slot indices, so the cache spans the oldest row's tokens; when it
 the leading slots no row uses any more are cut away (`_pack`). A row never holds more than the
 model's context, so the span stays within it. Events go out through each job's callback, from
 this thread; the API turns them into server-sent events.
+
+Measured by bench/bench_serve.py through the HTTP server (random depth-4 width-256 model, 64
+tokens per answer, 2 CPU cores shared with other work, so the spread is wide): 32 streaming
+clients get 7.5x the total tokens/s of one-request-at-a-time serving (1094 vs 146) and their
+first token 15x sooner (0.49 vs 7.3 s); 8 clients 2.3x; one client on par. Rerun it on a
+quiet machine or a GPU before quoting the ratio.
 """
 
 from __future__ import annotations
