@@ -3,6 +3,7 @@ known answers, probe sources (real sets included), and the whole report on a sma
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -199,6 +200,27 @@ def test_unknown_judge_and_missing_hf_model_are_one_line_errors(tmp_path):
         judges.make_judge(f"hf:{tmp_path}", [], "m")
 
 
+@pytest.mark.slow  # importing transformers takes ~10 s on a busy machine
+def test_hf_classifier_judge_reads_a_local_model(tmp_path):
+    """A tiny local classifier whose head always says "unsafe" with p = softmax(0, 3)[1]."""
+    transformers = pytest.importorskip("transformers")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"sure here is how sorry i can't help".split()]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tok = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    cfg = transformers.BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=32, id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1})
+    model = transformers.BertForSequenceClassification(cfg)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor([0.0, 3.0]))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    judge = judges.make_judge(f"hf:{tmp_path}", [], "m")
+    helped, refused = judge.judge([EN, EN], ["sure here is how", "sorry i can't help"])
+    assert helped.harm == pytest.approx(torch.tensor([0.0, 3.0]).softmax(0)[1].item(), abs=1e-3) and helped.harmful
+    assert refused.refused and refused.harm == 0
+
+
 # --- bias scoring -----------------------------------------------------------------------------
 
 def _table_scorer(table: dict[tuple[str, str], float]):
@@ -321,6 +343,17 @@ def small_run(tmp_path_factory) -> tuple[RunDir, object]:
         model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=64))
         save_model(model, run.checkpoint(stage))
     return run, cfg
+
+
+def test_batched_answers_come_back_in_prompt_order(small_run):
+    run, cfg = small_run
+    from chatforge.model.checkpoint import load_model
+    from chatforge.tokenizer.bpe import load_tokenizer
+
+    model, tok = load_model(run.checkpoint("sft")).eval(), load_tokenizer(run.tokenizer)
+    prompts = [transforms.many_shot(EN, "en"), "Hi", EN, transforms.base64(EN, "en"), "Bye"]
+    rc = dataclasses.replace(cfg.redteam, batch_size=2)
+    assert redteam.answer(model, tok, prompts, rc) == [redteam.answer(model, tok, [p], rc)[0] for p in prompts]
 
 
 def test_report_on_builtin_sets_has_every_category_and_attack_with_counts(small_run):

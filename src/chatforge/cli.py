@@ -624,6 +624,39 @@ def redteam(
     typer.echo(json.dumps(redteam_run.summary(report), default=float))
 
 
+@app.command()
+def rlhf(
+    run_dir: Annotated[Path, typer.Option(help="run directory holding checkpoints/sft (and reward for PPO)")],
+    algo: Annotated[str, typer.Option(help="ppo (reward model, KL leash, critic) | grpo (verifiable rewards)")] = "ppo",
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    restart: RestartOpt = False,
+    overrides: OverridesArg = None,
+) -> None:
+    """Reinforcement learning of the SFT model -> checkpoints/ppo or checkpoints/grpo."""
+    if algo not in ("ppo", "grpo"):
+        raise ChatforgeError(f"--algo: {algo!r} is not one of ppo, grpo")
+    _train_stage(algo, run_dir, preset, {f"{algo}.enabled": "true"}, overrides, restart)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory (e.g. runs/latest)")],
+    lang: Annotated[str | None, typer.Option(help="en | tr (default: the config's report.lang)")] = None,
+    compare: Annotated[Path | None, typer.Option(help="another run directory to show side by side")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_DIR/report)")] = None,
+    cost_preset: Annotated[str | None, typer.Option(help="large scale of the cost section (default gpt4)")] = None,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
+    overrides: OverridesArg = None,
+) -> None:
+    """The run's report: report/index.html (self-contained) and report/report.md, every stage's figures."""
+    cfg = _stage_config(run_dir, preset, {"report.lang": lang, "report.cost_preset": cost_preset}, overrides)
+    from chatforge.report.stage import build_report
+
+    paths = build_report(run_dir, lang=cfg.report.lang, compare=compare, out=out,
+                         cost_preset=cfg.report.cost_preset, max_new_tokens=cfg.report.max_new_tokens)
+    typer.echo(json.dumps(paths))
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point: one-line errors with exit code 2 unless --debug.
 

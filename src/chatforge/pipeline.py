@@ -16,19 +16,22 @@ from typing import Any
 
 from rich.console import Console
 
-from chatforge.align import collect, dpo, reward, sft
+from chatforge.align import collect, dpo, grpo, ppo, reward, sft
 from chatforge.config import Config
 from chatforge.corpus import build as corpus
 from chatforge.data import stage as data
 from chatforge.device import device_name, pick_device
 from chatforge.eval import stage as eval_stage
 from chatforge.eval.redteam import run as redteam
+from chatforge.report import stage as report
 from chatforge.runs import RunDir, atomic_write_text, files_digest
 from chatforge.stage import Stage
 from chatforge.tokenizer import stage as tokenizer
 from chatforge.train import pretrain
 from chatforge.train.loop import barrier, init_distributed
 
+REPORT_NEEDS = ("corpus", "data", "tokenizer", "tokens", "pretrain", "sft", "prefs", "reward", "dpo", "ppo",
+                "grpo", "eval", "redteam")
 STAGES: list[Stage] = [
     Stage("corpus", corpus.run, ("corpus",), help="generate the built-in corpus"),
     Stage("data", data.run, ("data", "corpus"), ("corpus",), enabled=lambda cfg: cfg.data.enabled,
@@ -53,6 +56,12 @@ STAGES: list[Stage] = [
     Stage("dpo", dpo.run, ("run.seed", "dpo"), ("prefs",), distributed=True,
           enabled=lambda cfg: cfg.prefs.enabled and cfg.dpo.enabled,
           help="direct preference optimisation of the SFT model; margins and refusals vs SFT"),
+    Stage("ppo", ppo.run, ("run.seed", "ppo"), ("reward",), distributed=True,
+          enabled=lambda cfg: cfg.prefs.enabled and cfg.reward.enabled and cfg.ppo.enabled,
+          help="PPO against the reward model under a KL leash to SFT; alarms for reward hacking"),
+    Stage("grpo", grpo.run, ("run.seed", "grpo"), ("sft",), distributed=True,
+          enabled=lambda cfg: cfg.grpo.enabled,
+          help="GRPO with verifiable rewards (word problems, facts, refusals)"),
     # Last: it scores every checkpoint present (base, sft, dpo, ppo, grpo), so its key follows
     # each of those stages that is on; a stage added later goes above it.
     Stage("eval", eval_stage.run, ("eval",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
@@ -61,6 +70,9 @@ STAGES: list[Stage] = [
     Stage("redteam", redteam.run_stage, ("redteam",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
           enabled=lambda cfg: cfg.redteam.enabled,
           help="harmful requests, jailbreaks and bias per checkpoint; redteam/report.json"),
+    # The very last: the article of every stage before it (absent ones are named as such).
+    Stage("report", report.run, ("report", "cost"), REPORT_NEEDS, enabled=lambda cfg: cfg.report.enabled,
+          help="the run's report: report/index.html and report/report.md in en or tr"),
 ]
 
 

@@ -23,10 +23,12 @@ from torch import Tensor, nn
 
 from chatforge.errors import RunDirError
 from chatforge.model.gpt import GPT, GPTConfig
-from chatforge.model.reward import RewardModel, ValueModel
+from chatforge.model.reward import PolicyValueModel, RewardModel, ValueModel
 from chatforge.runs import atomic_path, atomic_write_json
 
-KINDS: dict[str, type[nn.Module]] = {cls.kind: cls for cls in (GPT, RewardModel, ValueModel)}
+KINDS: dict[str, type[nn.Module]] = {
+    cls.kind: cls for cls in (GPT, RewardModel, ValueModel, PolicyValueModel)
+}
 LATEST = "LATEST"  # in a stage's checkpoint directory: the name of its newest complete save
 
 
@@ -42,13 +44,12 @@ def tied_aliases(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
-def state_for_save(model: nn.Module) -> dict[str, Tensor]:
-    """CPU, contiguous tensors of the model's state, each tied tensor once."""
+def state_for_save(model: nn.Module, state: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """CPU, contiguous tensors of the model's state (or of `state`, the full tensors gathered
+    from a sharded model), each tied tensor once."""
     aliases = tied_aliases(model)
-    return {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict(keep_vars=False).items() if k not in aliases
-    }
+    state = model.state_dict(keep_vars=False) if state is None else state
+    return {k: v.detach().cpu().contiguous() for k, v in state.items() if k not in aliases}
 
 
 def load_weights(model: nn.Module, state: dict[str, Tensor], source: str | Path) -> None:
@@ -65,13 +66,15 @@ def load_weights(model: nn.Module, state: dict[str, Tensor], source: str | Path)
 
 
 def save_model(
-    model: nn.Module, directory: str | Path, extra: dict | None = None, step: int | None = None
+    model: nn.Module, directory: str | Path, extra: dict | None = None, step: int | None = None,
+    state: dict[str, Tensor] | None = None,
 ) -> None:
-    """Write model.safetensors and model.json (kind, architecture, `extra` metadata)."""
+    """Write model.safetensors and model.json (kind, architecture, `extra` metadata); `state`
+    replaces the model's own tensors (the training loop's gathered FSDP state)."""
     directory = Path(directory)
     with atomic_path(directory / "model.safetensors") as tmp:
         meta = {"format": "pt"} if step is None else {"format": "pt", "step": str(step)}
-        save_file(state_for_save(model), str(tmp), metadata=meta)
+        save_file(state_for_save(model, state), str(tmp), metadata=meta)
     info = {"kind": model.kind, "config": model.cfg.to_dict(), **(extra or {})}
     atomic_write_json(directory / "model.json", info)
 
@@ -127,8 +130,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> nn.
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> GPT:
-    """A checkpoint that must be a language model (chat, evaluation, export)."""
+    """A checkpoint that must be a language model (chat, evaluation, export); of a policy
+    trained with its critic (PPO), the policy."""
     model = load_checkpoint(path, device)
+    model = getattr(model, "language_model", model)
     if not isinstance(model, GPT):
         raise RunDirError(f"{path}: a {model.kind} checkpoint, not a language model")
     return model

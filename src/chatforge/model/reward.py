@@ -41,3 +41,24 @@ class ValueModel(RewardModel):
     """PPO's critic: the same module, saved under its own kind."""
 
     kind = "value"
+
+
+class PolicyValueModel(nn.Module):
+    """PPO's trained pair: the policy (a GPT) and its critic, one module so one optimizer,
+    one DDP wrapper and one checkpoint hold both. Readers of language models get `.policy`."""
+
+    kind = "policy_value"
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.policy = GPT(cfg)
+        self.value = ValueModel(cfg)
+
+    @property
+    def language_model(self) -> GPT:
+        return self.policy
+
+    def forward(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Policy logits (B, T, vocab) and values (B, T)."""
+        return self.policy(idx), self.value(idx)

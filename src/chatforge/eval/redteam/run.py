@@ -131,9 +131,13 @@ def answer(model: Any, tok: Tokenizer, prompts: Sequence[str], rc: RedteamConfig
     params = SamplingParams(max_new_tokens=new)
     ids = [_prompt_ids(tok, p, ctx - new) for p in prompts]
     engine = Engine(model, tok)
-    out: list[str] = []
-    for i in range(0, len(ids), rc.batch_size):
-        out += engine.generate_text(ids[i : i + rc.batch_size], params)
+    # Batches of similar length: a many-shot prompt beside short ones would pad them all.
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = [""] * len(ids)
+    for i in range(0, len(order), rc.batch_size):
+        rows = order[i : i + rc.batch_size]
+        for r, text in zip(rows, engine.generate_text([ids[r] for r in rows], params), strict=True):
+            out[r] = text
     return out
 
 

@@ -1,0 +1,108 @@
+"""Preference pairs as token tensors, shared by the reward model and DPO.
+
+A pair is a prompt (a user turn, or a whole dialogue as `messages`) with a chosen and a
+rejected answer. Each answer is rendered as the chat template renders an assistant turn
+(prompt ids end with the assistant-start token, the answer ends with assistant-end), so
+the reward model reads its score at the end-of-turn token and DPO sums log-probabilities
+over exactly the tokens the policy would generate. Long pairs lose the start of the prompt
+first, then the end of the answers, to fit the context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from chatforge.model.loss import IGNORE_INDEX
+from chatforge.tokenizer.bpe import Tokenizer
+from chatforge.tokenizer.chat import render_prompt
+
+MIN_PROMPT_TOKENS = 8  # the least of a prompt kept when a pair is cut to fit
+
+
+def prompt_messages(pref: dict) -> list[dict[str, str]]:
+    """The dialogue before the answer: `messages` (list or JSON text) if given, else one user turn."""
+    messages = pref.get("messages")
+    if isinstance(messages, str):
+        messages = json.loads(messages)
+    return list(messages) if messages else [{"role": "user", "content": pref["prompt"]}]
+
+
+def answer_ids(tok: Tokenizer, answer: str) -> list[int]:
+    return tok.encode(answer) + [tok.special_id("<|assistant_end|>")]
+
+
+@dataclass
+class EncodedPair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+def encode_pair(tok: Tokenizer, pref: dict, max_len: int) -> EncodedPair:
+    """Prompt and answer ids, cut so prompt + the longer answer fits `max_len` tokens."""
+    prompt = render_prompt(tok, prompt_messages(pref))
+    chosen, rejected = answer_ids(tok, pref["chosen"]), answer_ids(tok, pref["rejected"])
+    longest = max(len(chosen), len(rejected))
+    if len(prompt) + longest > max_len:
+        keep = max(MIN_PROMPT_TOKENS, max_len - longest)
+        prompt = prompt[-keep:] if len(prompt) > keep else prompt
+        room = max_len - len(prompt)
+        chosen, rejected = chosen[:room], rejected[:room]
+    return EncodedPair(prompt, chosen, rejected)
+
+
+def sequences(pairs: Sequence[EncodedPair], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] of prompt + answer.
+
+    Returns (inputs (2n, T), answer targets (2n, T) with IGNORE_INDEX off the answer, and
+    the index of each row's last real token (its end-of-turn token when not cut)).
+    """
+    rows = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
+    starts = [len(p.prompt) for p in pairs] * 2
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    last = torch.zeros(len(rows), dtype=torch.long)
+    for i, (row, start) in enumerate(zip(rows, starts, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row)
+        # position t predicts token t + 1: answer tokens are targets of the positions before them
+        targets[i, start - 1 : len(row) - 1] = torch.tensor(row[start:])
+        last[i] = len(row) - 1
+    return ids, targets, last
+
+
+def sequence_logprobs(model, ids: Tensor, targets: Tensor) -> Tensor:
+    """Summed log-probability of each row's answer tokens (the model's forward, per token)."""
+    return model(ids, targets=targets, reduction="none").sum(dim=1)
+
+
+def prefs_digest(prefs: Sequence[dict]) -> str:
+    """A digest of preference pairs' text, for the training stages' upstream identity."""
+    blob = json.dumps([[p["prompt"], p["chosen"], p["rejected"]] for p in prefs], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence[str],
+                  batch_size: int = 32) -> list[float]:
+    """The reward of each (prompt, answer): what PPO optimises and the scoreboard reports."""
+    device = next(rm.parameters()).device
+    max_len = rm.cfg.seq_len
+    out: list[float] = []
+    for i in range(0, len(answers), batch_size):
+        rows = []
+        for p, a in zip(prompts[i : i + batch_size], answers[i : i + batch_size], strict=True):
+            enc = encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
+            rows.append(enc.prompt + enc.chosen)
+        ids = torch.full((len(rows), max(map(len, rows))), tok.pad_id, dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.tensor(row)
+        last = torch.tensor([len(r) - 1 for r in rows])
+        out += rm(ids.to(device), last.to(device)).tolist()
+    return out
