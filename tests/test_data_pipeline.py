@@ -13,7 +13,7 @@ from chatforge.cli import app
 from chatforge.config import CorpusConfig, DataConfig
 from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
-from chatforge.data.pipeline import expand_sources, run_data
+from chatforge.data.clean import expand_sources, run_data
 from chatforge.data.stage import CLASSES, outcomes, score_labels
 from chatforge.errors import InputError
 from chatforge.pipeline import stage_names

@@ -16,7 +16,7 @@ from chatforge.cli import app
 from chatforge.config import DataConfig, load_config
 from chatforge.data.document import Document
 from chatforge.data.mixture import copies, mixture_step, parse_mixture, unit
-from chatforge.data.pipeline import run_data
+from chatforge.data.clean import run_data
 from chatforge.errors import ConfigError
 from chatforge.tokenizer.shards import is_val
 

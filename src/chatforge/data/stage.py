@@ -20,7 +20,7 @@ from chatforge.config import Config
 from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
 from chatforge.data.mixture import check_mixture_sources, parse_mixture
-from chatforge.data.pipeline import run_data
+from chatforge.data.clean import run_data
 from chatforge.data.sources import open_source
 from chatforge.errors import InputError
 from chatforge.runs import MetricsWriter, RunDir, atomic_write_json
