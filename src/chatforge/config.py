@@ -299,6 +299,68 @@ class RedteamConfig:
 
 
 @dataclass
+class PPOConfig:
+    """PPO against the reward model under a KL leash; see chatforge.align.ppo. Defaults
+    follow TRL / "The N implementation details of RLHF with PPO"."""
+
+    enabled: bool = True
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr=3e-5, batch_size=8, max_steps=96, eval_every=48, checkpoint_every=16, log_every=4,
+        warmup_frac=0.0, schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0))
+    prompts: int = at_least(1, 2000)  # training prompts drawn from
+    heldout_prompts: int = at_least(1, 96)
+    # answers per rollout, per process; each optimizer step takes a minibatch of
+    # train.batch_size x train.grad_accum of them (4 minibatches here)
+    rollout_prompts: int = at_least(1, 32)
+    epochs: int = at_least(1, 4)  # passes over each rollout
+    temperature: float = between(0, 10, 1.0, lo_open=True)
+    max_new_tokens: int = at_least(1, 48)
+    kl_coef: float = at_least(0, 0.05)
+    kl_target: float = at_least(0, 0.0)  # > 0: Ziegler's adaptive coefficient aims here
+    kl_horizon: float = between(0, None, 10000.0, lo_open=True)
+    kl_estimator: str = one_of("k1", "k1", "k3")
+    gamma: float = between(0, 1, 1.0)
+    lam: float = between(0, 1, 0.95)
+    clip: float = between(0, 1, 0.2, lo_open=True)
+    value_clip: float = between(0, None, 0.2, lo_open=True)
+    vf_coef: float = at_least(0, 0.1)
+    normalize_reward: bool = True
+    reward_clip: float = between(0, None, 5.0, lo_open=True)
+    missing_eos_penalty: float = -1.0  # added to the score of an answer that never ends
+    # alarms: KL per answer above this; entropy below this share of the first rollout's;
+    # answers longer than this many times the first rollout's
+    kl_bound: float = between(0, None, 20.0, lo_open=True)
+    entropy_floor: float = between(0, 1, 0.3)
+    length_factor: float = between(1, None, 2.0, lo_open=True)
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO with verifiable rewards (word problems, facts, refusals); see chatforge.align.grpo."""
+
+    enabled: bool = False
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        lr=3e-5, batch_size=32, max_steps=60, eval_every=30, checkpoint_every=10, log_every=2,
+        warmup_frac=0.0, schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0))
+    prompts: int = at_least(1, 2000)
+    heldout_prompts: int = at_least(1, 96)
+    rollout_prompts: int = at_least(1, 8)  # prompts per rollout, per process
+    group: int = at_least(2, 8)  # answers per prompt (rows: rollout_prompts x group)
+    epochs: int = at_least(1, 1)
+    temperature: float = between(0, 10, 1.0, lo_open=True)
+    max_new_tokens: int = at_least(1, 48)
+    clip: float = between(0, 1, 0.2, lo_open=True)
+    kl_coef: float = at_least(0, 0.0)  # k3 penalty against SFT (TRL's default today: 0)
+    scale_advantages: bool = True  # false = Dr. GRPO (no division by the group's std)
+    token_level: bool = False  # true = DAPO's token-level loss normalisation
+    reward_model_weight: float = at_least(0, 0.0)  # > 0 adds the reward model's score
+    kl_bound: float = between(0, None, 20.0, lo_open=True)
+    entropy_floor: float = between(0, 1, 0.3)
+    length_factor: float = between(1, None, 2.0, lo_open=True)
+    flat_group_share: float = between(0, 1, 0.9)
+
+
+@dataclass
 class CostConfig:
     gpu: str = "cpu"
     pue: float = at_least(1, 1.2)
@@ -329,6 +391,8 @@ class Config:
     prefs: PrefsConfig = field(default_factory=PrefsConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     redteam: RedteamConfig = field(default_factory=RedteamConfig)
     cost: CostConfig = field(default_factory=CostConfig)
@@ -594,6 +658,12 @@ def validate(cfg: Config) -> None:
         if fmt not in ("jsonl", "hh-rlhf", "llamafactory") or not Path(path).is_file():
             raise ConfigError(f"prefs.data item {spec!r}: expected FORMAT:PATH (jsonl, hh-rlhf, "
                               "llamafactory) naming an existing file")
+    for name, rl, rows in (("ppo", cfg.ppo, cfg.ppo.rollout_prompts),
+                           ("grpo", cfg.grpo, cfg.grpo.rollout_prompts * cfg.grpo.group)):
+        step_rows = rl.train.batch_size * rl.train.grad_accum
+        if rows % step_rows:
+            raise ConfigError(f"{name}: a rollout's {rows} answers must split into minibatches of "
+                              f"{name}.train.batch_size x grad_accum = {step_rows}")
     m = cfg.model
     width = m.width or m.depth * m.aspect_ratio
     if width % m.head_dim:
