@@ -55,7 +55,7 @@ def child(args: argparse.Namespace) -> None:
 
     from chatforge.config import DataConfig
     from chatforge.data.langid import detect_batch
-    from chatforge.data.pipeline import run_data
+    from chatforge.data.clean import run_data
 
     detect_batch(["warm up the language models so the baseline includes them"])
     baseline = psutil.Process().memory_info().rss
@@ -81,7 +81,7 @@ def scaling_child(args: argparse.Namespace) -> None:
     from rich.console import Console
 
     from chatforge.config import DataConfig
-    from chatforge.data.pipeline import run_data
+    from chatforge.data.clean import run_data
 
     executor, workers = SCALING[args.scaling_child]
     if executor == "ray":
