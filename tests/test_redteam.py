@@ -299,6 +299,18 @@ def test_generic_csv_and_jsonl_sources_count_bad_records(tmp_path):
         sources.load(f"csv:{tmp_path / 'missing.csv'}:q", tmp_path, tmp_path)
 
 
+def test_a_csv_source_file_joins_the_stage_cache_key(tmp_path):
+    from chatforge.pipeline import stage_keys
+
+    held = tmp_path / "held.csv"
+    held.write_text("q\nfirst\n")
+    cfg = load_config("smoke", [f"redteam.probes=builtin,csv:{held}:q"])
+    before = stage_keys(cfg)
+    held.write_text("q\nsecond\n")
+    after = stage_keys(cfg)
+    assert before["redteam"] != after["redteam"] and before["sft"] == after["sft"]
+
+
 def test_bbq_target_is_the_stereotyped_group_not_its_negation():
     rec = {"answer_info": {"ans0": ["with a briefcase", "nonDisabled"], "ans1": ["Not known", "unknown"],
                            "ans2": ["wheelchair", "disabled"]},

@@ -69,6 +69,7 @@ STAGES: list[Stage] = [
     # Scores every checkpoint present, like eval; stays last so its key follows each of them.
     Stage("redteam", redteam.run_stage, ("redteam",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
           enabled=lambda cfg: cfg.redteam.enabled,
+          files=lambda cfg: redteam.sources.probe_files(cfg.redteam.probes),
           help="harmful requests, jailbreaks and bias per checkpoint; redteam/report.json"),
     # The very last: the article of every stage before it (absent ones are named as such).
     Stage("report", report.run, ("report", "cost"), REPORT_NEEDS, enabled=lambda cfg: cfg.report.enabled,

@@ -283,6 +283,12 @@ def load(spec: str, corpus: Path, data_root: Path) -> Probes:
     raise ConfigError(f"unknown probe source {spec!r} (known: builtin, {', '.join(REAL_SETS)}, csv:PATH:COLUMN, jsonl:PATH:FIELD)")
 
 
+def probe_files(specs: list[str]) -> list[str]:
+    """The user files `csv:`/`jsonl:` specs name, whose bytes join the stage's cache key."""
+    return [spec.partition(":")[2].rpartition(":")[0] for spec in specs
+            if spec.partition(":")[0] in ("csv", "jsonl")]
+
+
 def load_all(specs: list[str], corpus: Path, data_root: Path) -> Probes:
     out = Probes()
     for spec in specs:
