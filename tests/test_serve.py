@@ -32,7 +32,7 @@ from chatforge.serve.chat_cli import load_chat
 from chatforge.serve.scheduler import Job, Scheduler, Token
 from chatforge.serve.store import NotFound, Store
 from chatforge.tokenizer.bpe import load_tokenizer, train_bpe
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import PYTHON_END, PYTHON_START, render_prompt
 
 KEY = "sk-test-key"
 WORDS = "red green blue cat dog bird one two three four five river stone cloud light".split()
@@ -210,10 +210,50 @@ def test_scheduler_gives_the_engines_tokens_while_requests_join_and_leave(parts)
                 time.sleep(0.01)  # later ones join a batch already decoding
             got = dict(done.get(timeout=30) for _ in prompts)
             for i, (p, sp) in enumerate(zip(prompts, params, strict=True)):
-                assert got[i].tokens == engine.generate([p], sp)[0].tokens
+                ref = engine.generate([p], sp)[0]
+                assert (got[i].tokens, got[i].text, got[i].forced, got[i].parts, got[i].finish_reason) == (
+                    ref.tokens, ref.text, ref.forced, ref.parts, ref.finish_reason)
         assert sched.steps < 2 * sum(20 + 7 * i for i in range(4))  # shared steps, not one per token
     finally:
         sched.close()
+
+
+class ScriptedGPT(GPT):
+    """A GPT whose every row writes `script` after its prompt (all prompts `prompt_len` long);
+    past the script's end it closes its turn. The cache works as the real model's."""
+
+    def __init__(self, cfg: GPTConfig, script: list[int], prompt_len: int, end: int):
+        super().__init__(cfg)
+        self.script, self.prompt_len, self.end = script, prompt_len, end
+
+    def forward(self, idx, targets=None, cache=None, key_valid=None, reduction="mean"):
+        logits = super().forward(idx, cache=cache, key_valid=key_valid)
+        at = (cache.next_pos - self.prompt_len).tolist()
+        want = [self.script[g] if 0 <= g < len(self.script) else self.end for g in at]
+        out = torch.full_like(logits, -1e4)
+        out[torch.arange(len(want)), -1, torch.tensor(want)] = 0.0
+        return out
+
+
+def test_tool_calls_run_in_the_batch_as_in_the_engine(parts):
+    model, tok = parts
+    prompt = render_prompt(tok, [{"role": "user", "content": "add them"}])
+    script = [tok.special_id(PYTHON_START), *tok.encode("2+3"), tok.special_id(PYTHON_END),
+              *tok.encode(" it is")]  # after the call the model writes on; the output is forced between
+    scripted = ScriptedGPT(model.cfg, script, len(prompt), tok.special_id("<|assistant_end|>"))
+    scripted.load_state_dict(model.state_dict())
+    sched = Scheduler(scripted.eval(), tok, max_batch=4).start()
+    try:
+        done: queue.Queue = queue.Queue()
+        params = SamplingParams(max_new_tokens=40, temperature=0.0)
+        sched.submit(Job(prompt, params, lambda t: None, done.put, print))
+        got = done.get(timeout=30)
+    finally:
+        sched.close()
+    ref = Engine(scripted, tok).generate([prompt], params)[0]
+    assert {"type": "python", "text": "2+3"} in got.parts and {"type": "python_output", "text": "5"} in got.parts
+    assert any(got.forced) and got.finish_reason == "stop"
+    assert (got.tokens, got.text, got.forced, got.parts) == (ref.tokens, ref.text, ref.forced, ref.parts)
 
 
 def test_a_seeded_request_gives_the_same_answer_whatever_shares_the_batch(server):

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from chatforge.engine import Completion, ContextLengthError, SamplingParams, _TextState
+from chatforge.engine import (
+    Completion,
+    ContextLengthError,
+    Engine,
+    SamplingParams,
+    _TextState,
+    _ToolState,
+)
 from chatforge.errors import ChatforgeError
 from chatforge.model.gpt import GPT, KVCache, sample_next
 from chatforge.tokenizer.bpe import Tokenizer
@@ -90,6 +97,8 @@ class _Row:
     gen: torch.Generator
     text: _TextState
     comp: Completion = field(default_factory=Completion)
+    tools: _ToolState = field(default_factory=_ToolState)
+    forced: deque[int] = field(default_factory=deque)  # a tool's output, fed before sampling again
 
 
 class Scheduler:
@@ -102,6 +111,8 @@ class Scheduler:
         self.max_batch, self.max_queue = max_batch, max_queue
         self.headroom = max(1, min(headroom, model.cfg.seq_len))  # decode steps between repacks
         self.device = next(model.parameters()).device
+        self._engine = Engine(model, tok)  # for its tool protocol, shared rather than copied
+        self._tool_ids = self._engine._tool_ids()
         self._waiting: deque[Job] = deque()
         self._rows: list[_Row] = []
         self._cache: KVCache | None = None
@@ -185,8 +196,10 @@ class Scheduler:
         want_lp = any(r.job.params.logprobs or r.job.top_logprobs for r in rows)
         for i, r in enumerate(rows):
             p = r.job.params
-            if p.temperature > 0:
+            if p.temperature > 0:  # a forced row draws too, as in the engine, so seeds line up
                 nxt[i] = int(sample_next(logits[i : i + 1], p.temperature, p.top_k, p.top_p, r.gen)[0])
+        forced = [bool(r.forced) for r in rows]
+        nxt = [r.forced.popleft() if f else t for t, r, f in zip(nxt, rows, forced, strict=True)]
         if want_lp:
             temps = torch.tensor([r.job.params.temperature or 1.0 for r in rows], device=self.device)
             logp = (logits.float() / temps[:, None]).log_softmax(-1)
@@ -194,11 +207,11 @@ class Scheduler:
         for i, r in enumerate(rows):
             lp, top = None, None
             if want_lp and (r.job.params.logprobs or r.job.top_logprobs):
-                lp = float(logp[i, nxt[i]])
+                lp = 0.0 if forced[i] else float(logp[i, nxt[i]])
                 if r.job.top_logprobs:
                     vals, ids = logp[i].topk(r.job.top_logprobs)
                     top = list(zip(ids.tolist(), vals.tolist(), strict=True))
-            if self._advance(r, nxt[i], lp, top):
+            if self._advance(r, nxt[i], forced[i], lp, top):
                 keep.append(i)
         self._keep(keep)
         if not self._rows:
@@ -209,25 +222,31 @@ class Scheduler:
         self._logits = self.model(step, cache=self._cache)[:, -1]
         self.steps += 1
 
-    def _advance(self, r: _Row, tok_id: int, lp: float | None, top) -> bool:
-        """Record a row's new token and tell its job; False when the row has finished."""
+    def _advance(self, r: _Row, tok_id: int, forced: bool, lp: float | None, top) -> bool:
+        """Record a row's new token and tell its job; False when the row has finished. Tool
+        calls follow the engine's protocol (`Engine._tool_step`): a call's tokens are not text,
+        and closing one queues the tool's output as forced tokens."""
         comp = r.comp
         comp.tokens.append(tok_id)
+        comp.forced.append(forced)
         if lp is not None:
             comp.logprobs.append(lp)
         finished = ""
         text = ""
-        if tok_id in r.stop_ids:
+        if tok_id in r.stop_ids and not forced:
             finished = "stop"
         else:
-            text, hit = r.text.feed(self.tok.decode_bytes([tok_id]))
-            if hit:
-                finished = "stop"
-            elif len(comp.tokens) >= r.budget:
-                finished = "length" if r.budget == r.job.params.max_new_tokens else "context"
+            p = r.job.params
+            if not self._engine._tool_step(tok_id, r.tools, r.text, self._tool_ids, p, r.forced, 0, None):
+                text, hit = r.text.feed(self.tok.decode_bytes([tok_id]))
+                if hit:
+                    finished = "stop"
+            if not finished and len(comp.tokens) >= r.budget:
+                finished = "length" if r.budget == p.max_new_tokens else "context"
         if finished:
             text += r.text.finish()
             comp.text, comp.finish_reason = r.text.text, finished
+            comp.parts = r.tools.parts(r.text.text, self.tok)
         r.job.on_token(Token(tok_id, text, lp, top))
         if finished:
             r.job.over = True
