@@ -256,6 +256,33 @@ def test_tool_calls_run_in_the_batch_as_in_the_engine(parts):
     assert (got.tokens, got.text, got.forced, got.parts) == (ref.tokens, ref.text, ref.forced, ref.parts)
 
 
+class FlakyGPT(GPT):
+    """A GPT whose next forward raises once `fail` is set (an out-of-memory, say)."""
+
+    fail = False
+
+    def forward(self, *args, **kwargs):
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("simulated device failure")
+        return super().forward(*args, **kwargs)
+
+
+def test_a_failed_forward_fails_its_requests_and_the_server_goes_on(parts):
+    model, tok = parts
+    flaky = FlakyGPT(model.cfg)
+    flaky.load_state_dict(model.state_dict())
+    sched = Scheduler(flaky.eval(), tok).start()
+    with Server(create_app(sched, tok, "tiny")) as srv:
+        flaky.fail = True
+        r = httpx.post(srv.url + "/v1/chat/completions", json={"model": "tiny", "messages": HELLO}, timeout=30)
+        assert r.status_code == 500 and "simulated device failure" in r.json()["error"]["message"]
+        ok = httpx.post(srv.url + "/v1/chat/completions", json={"model": "tiny", "messages": HELLO, "max_tokens": 4},
+                        timeout=30)
+        assert ok.status_code == 200 and ok.json()["choices"][0]["finish_reason"] in ("stop", "length")
+    sched.close()
+
+
 def test_a_seeded_request_gives_the_same_answer_whatever_shares_the_batch(server):
     client = _client(server)
     ask = dict(model="tiny", messages=HELLO, max_tokens=24, temperature=1.0, seed=1234)

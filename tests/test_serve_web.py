@@ -6,6 +6,7 @@ A scripted backend stands in for the scheduler so the answer is known: it stream
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -123,4 +124,47 @@ def test_stop_button_ends_the_answer_and_keeps_what_was_said(tmp_path, tok, brow
         assert [m["role"] for m in messages] == ["user", "assistant"]
         assert 20 <= len(messages[1]["content"]) < len("word " * 200)
         assert messages[1]["content"].startswith("word word")
+    store.close()
+
+
+def test_settings_rename_export_import_and_delete_from_the_page(tmp_path, tok, browser):
+    server, store = _page_server(tmp_path, tok, ScriptedBackend("plain answer", piece=6, delay=0.01))
+    with server:
+        page = browser.new_page(accept_downloads=True)
+        page.goto(server.url + "/")
+        page.click("#settings summary")
+        page.fill("#temperature", "0.3")
+        page.fill("#max-tokens", "17")
+        page.fill("#system", "be brief")
+        with page.expect_request("**/reply") as sent:
+            page.fill("#input", "first question")
+            page.press("#input", "Enter")
+        assert sent.value.post_data_json == {"content": "first question", "system": "be brief",
+                                             "temperature": 0.3, "max_tokens": 17}
+        page.wait_for_selector(".message.assistant.done")
+
+        page.once("dialog", lambda d: d.accept("Renamed <b>chat</b>"))
+        page.click("#rename")
+        page.wait_for_function("() => document.getElementById('title').textContent === 'Renamed <b>chat</b>'")
+        assert page.locator("#conversations li b").count() == 0
+
+        with page.expect_download() as download:
+            page.click("#export")
+        exported = tmp_path / "exported.json"
+        download.value.save_as(exported)
+        data = json.loads(exported.read_text())
+        assert data["title"] == "Renamed <b>chat</b>"
+        assert data["messages"] == [{"role": "user", "content": "first question"},
+                                    {"role": "assistant", "content": "plain answer"}]
+
+        page.set_input_files("#import-file", str(exported))
+        page.wait_for_function("() => document.querySelectorAll('#conversations li').length === 2")
+        assert len(store.list()) == 2
+
+        page.once("dialog", lambda d: d.accept())
+        page.click("#delete")
+        page.wait_for_function("() => document.querySelectorAll('#conversations li').length === 1")
+        page.reload()  # settings survive a reload
+        page.click("#settings summary")
+        assert page.input_value("#system") == "be brief" and page.input_value("#max-tokens") == "17"
     store.close()
