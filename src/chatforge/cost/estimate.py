@@ -255,6 +255,156 @@ def infer_shape(active_params: float, aspect_ratio: float, head_dim: float) -> d
     return {"layers": layers, "heads": heads}
 
 
+class _Inputs:
+    """The assumptions of one estimate as they are decided: an override wins, then an
+    explicit input, then the default; each is recorded with its unit and source."""
+
+    def __init__(self, over: dict[str, float], explicit: dict[str, float], sources: dict[str, str],
+                 given: str):
+        self.over, self.explicit, self.sources, self.given = over, explicit, sources, given
+        self.a: dict[str, Assumption] = {}
+
+    def put(self, key: str, value: float, unit: str, source: str) -> float:
+        if key in self.over:
+            value, source = self.over[key], self.sources.get(key, "override")
+        elif key in self.explicit:
+            shape_src = self.sources.get("shape", self.given) if key in SHAPE_KEYS else self.given
+            value, source = self.explicit[key], self.sources.get(key, shape_src)
+        self.a[key] = _a(check_value(key, float(value)), unit, source)
+        return self.a[key].value
+
+    def __getitem__(self, key: str) -> float:
+        return self.a[key].value
+
+
+def _memory(inp: _Inputs, n_total: float, layers: float, heads: float, head_dim: float,
+            seq: float, device_gb: float) -> tuple[dict[str, float], int]:
+    """GB to train one replica (weights, gradients, optimizer, activations with and without
+    recomputation), and the fewest devices that hold it."""
+    width = inp.put("width", heads * head_dim, "", "heads x head_dim")
+    per_layer = inp["micro_batch"] * seq * width
+    memory = {
+        "weights": n_total * inp["weight_bytes"] / 1e9,
+        "gradients": n_total * inp["grad_bytes"] / 1e9,
+        "optimizer": n_total * inp["optimizer_bytes"] / 1e9,
+        "activations": layers * per_layer * inp["activation_bytes"] / 1e9,
+        "activations_recompute": (layers * inp["recompute_bytes"] + inp["activation_bytes"]) * per_layer / 1e9,
+    }
+    memory["total"] = sum(memory[k] for k in ("weights", "gradients", "optimizer", "activations"))
+    memory["total_recompute"] = memory["total"] - memory["activations"] + memory["activations_recompute"]
+    return memory, max(1, math.ceil(memory["total_recompute"] / (device_gb * inp["usable_memory"])))
+
+
+def _device_count(inp: _Inputs, gpu_hours: float, min_gpus: int) -> int:
+    """The given count, else enough whole servers to finish in target_days, at least min_gpus."""
+    if "gpus" in inp.over or "gpus" in inp.explicit:
+        n_gpus = int(inp.put("gpus", 0, "devices", ""))
+    else:
+        need = math.ceil(gpu_hours / (inp["target_days"] * 24))
+        node = int(inp["gpus_per_node"])
+        if need > node:
+            need = node * math.ceil(need / node)
+        n_gpus = int(inp.put("gpus", max(need, min_gpus, 1), "devices",
+                             "enough to finish in target_days (whole servers), at least min_gpus"))
+    if n_gpus < 1:
+        raise ConfigError(f"cost: gpus={n_gpus} must be at least 1")
+    return n_gpus
+
+
+@dataclass
+class _Work:
+    """What the project does, in device-hours, core-hours and labelling hours."""
+
+    gpu_hours: float
+    sft_h: float
+    rlhf_h: float
+    eval_h: float
+    raw_tb: float
+    cpu_h: float
+    clean_tb: float
+    data_months: float
+    demo_h: float
+    comp_h: float
+    rating_h: float
+    team_h: float
+
+
+def _work(inp: _Inputs, d: float, n_active: float, gpu_hours: float, peak: float, rate: float) -> _Work:
+    eval_flops = inp["eval_checkpoints"] * inp["eval_tokens_per_checkpoint"] * 2 * n_active
+    raw_tb = d / 1e12 * inp["raw_tb_per_t_tokens"]
+    cpu_h = raw_tb * inp["cpu_hours_per_raw_tb"]
+    return _Work(
+        gpu_hours=gpu_hours,
+        sft_h=gpu_hours * inp["sft_compute_fraction"],
+        rlhf_h=gpu_hours * inp["rlhf_compute_fraction"],
+        eval_h=eval_flops / (peak * rate * 3600),
+        raw_tb=raw_tb, cpu_h=cpu_h,
+        clean_tb=d * inp["clean_bytes_per_token"] / 1e12,
+        data_months=inp["data_engineering_months"] + cpu_h / inp["data_cores"] / HOURS_PER_MONTH,
+        demo_h=inp["sft_demos"] * inp["minutes_per_demo"] / 60,
+        comp_h=inp["comparisons"] * inp["minutes_per_comparison"] / 60,
+        rating_h=inp["human_eval_ratings"] * inp["minutes_per_rating"] / 60,
+        team_h=inp["labellers"] * inp["labeller_hours_per_month"],
+    )
+
+
+def _timeline(inp: _Inputs, w: _Work, n_gpus: int, days: float, device_key: str) -> list[Phase]:
+    """Months per phase. SFT demonstrations are written while pre-training runs; comparisons
+    need the SFT model's answers, so they sit inside the RLHF phase."""
+
+    def gpu_months(hours: float) -> float:
+        return hours / n_gpus / HOURS_PER_MONTH
+
+    pre = Phase("pre-training", w.data_months, days / DAYS_PER_MONTH,
+                f"{w.gpu_hours:.3g} {device_key}-hours on {n_gpus:,} devices")
+    demo_done = w.data_months + w.demo_h / w.team_h
+    sft = Phase("fine-tuning (SFT)", pre.end_month,
+                max(inp["sft_iteration_months"], demo_done - pre.end_month) + gpu_months(w.sft_h),
+                f"{inp['sft_demos']:,.0f} demonstrations written from month {w.data_months:.1f}")
+    rlhf = Phase("RLHF", sft.end_month,
+                 max(inp["rlhf_iteration_months"], w.comp_h / w.team_h) + gpu_months(w.rlhf_h),
+                 f"{inp['comparisons']:,.0f} comparisons, reward model, PPO")
+    evals = Phase("evaluation & safety", pre.end_month,
+                  rlhf.end_month + inp["eval_safety_months"] + gpu_months(w.eval_h) - pre.end_month,
+                  f"benchmarks from the base model on; red team of {inp['red_team_experts']:.0f}")
+    return [
+        Phase("data", 0.0, w.data_months, f"{w.raw_tb:,.0f} TB crawl, {w.cpu_h:.3g} core-hours"),
+        pre, sft, rlhf, evals,
+        Phase("deployment", evals.end_month, inp["deployment_months"], "serving, rollout"),
+    ]
+
+
+def _line_items(inp: _Inputs, w: _Work, usd_h: float, device_key: str, project_months: float) -> list[LineItem]:
+    label_rate = inp["labeller_usd_per_hour"] * inp["labelling_overhead"]
+    storage = inp["storage_usd_per_tb_month"]
+    return [
+        LineItem("pre-training compute", w.gpu_hours * usd_h,
+                 f"{w.gpu_hours:,.4g} {device_key}-hours x ${usd_h:g}"),
+        LineItem("fine-tuning (SFT) compute", w.sft_h * usd_h,
+                 f"{w.sft_h:,.4g} {device_key}-hours ({inp['sft_compute_fraction']:.2%} of pre-training)"),
+        LineItem("RLHF compute", w.rlhf_h * usd_h,
+                 f"{w.rlhf_h:,.4g} {device_key}-hours ({inp['rlhf_compute_fraction']:.2%} of pre-training)"),
+        LineItem("data preparation: processing", w.cpu_h * inp["cpu_usd_per_core_hour"],
+                 f"{w.cpu_h:,.4g} core-hours over {w.raw_tb:,.0f} TB of crawl"),
+        LineItem("data preparation: storage",
+                 storage * (w.raw_tb * w.data_months + w.clean_tb * project_months),
+                 f"{w.raw_tb:,.0f} TB raw for {w.data_months:.1f} mo + {w.clean_tb:,.1f} TB clean for "
+                 f"{project_months:.1f} mo"),
+        LineItem("human labelling: SFT demonstrations", w.demo_h * label_rate,
+                 f"{inp['sft_demos']:,.0f} x {inp['minutes_per_demo']:g} min"),
+        LineItem("human labelling: comparisons", w.comp_h * label_rate,
+                 f"{inp['comparisons']:,.0f} x {inp['minutes_per_comparison']:g} min"),
+        LineItem("evaluation: compute", w.eval_h * usd_h,
+                 f"{inp['eval_checkpoints']:.0f} checkpoints x "
+                 f"{inp['eval_tokens_per_checkpoint']:.3g} tokens x 2N FLOPs"),
+        LineItem("evaluation: human ratings", w.rating_h * label_rate,
+                 f"{inp['human_eval_ratings']:,.0f} x {inp['minutes_per_rating']:g} min"),
+        LineItem("red teaming",
+                 inp["red_team_experts"] * inp["red_team_hours_each"] * inp["red_team_usd_per_hour"],
+                 f"{inp['red_team_experts']:.0f} experts x {inp['red_team_hours_each']:g} h"),
+    ]
+
+
 def estimate(
     params: float,
     tokens: float | None = None,
@@ -274,189 +424,72 @@ def estimate(
 
     `shape` gives layers/heads/head_dim/seq_len for the attention term and activations (inferred
     when absent); `overrides` replaces any assumption by name; `sources` says where the given
-    inputs come from (shown next to them).
+    inputs come from (shown next to them). Phases: assumptions, hardware and shape, compute,
+    memory and device count, energy, work (post-training, data, labelling), timeline, costs.
     """
     device = get_device(gpu)
     sources = sources or {}
     over = dict(overrides or {})
-    known = set(DEFAULTS) | set(SHAPE_KEYS) | set(HARDWARE_KEYS) | {"gpus", "tokens"}
-    check_names(over, known)
-    given = f"{label} preset" if label else "given"
+    check_names(over, set(DEFAULTS) | set(SHAPE_KEYS) | set(HARDWARE_KEYS) | {"gpus", "tokens"})
     explicit = {
         k: v
         for k, v in {"mfu": mfu, "price_usd_per_gpu_hour": price, "tokens": tokens,
                      "gpus": gpus, "active_params": active_params, **(shape or {})}.items()
         if v is not None
     }
-    a: dict[str, Assumption] = {}
-
-    def put(key: str, value: float, unit: str, source: str) -> float:
-        """Record an assumption: an override wins, then an explicit input, then the default."""
-        if key in over:
-            value, source = over[key], sources.get(key, "override")
-        elif key in explicit:
-            shape_src = sources.get("shape", given) if key in SHAPE_KEYS else given
-            value, source = explicit[key], sources.get(key, shape_src)
-        a[key] = _a(check_value(key, float(value)), unit, source)
-        return a[key].value
-
+    inp = _Inputs(over, explicit, sources, f"{label} preset" if label else "given")
     if not params > 0:  # NaN included
         raise ConfigError(f"cost: params={params:g} must be positive")
-    n_total = put("params", params, "parameters", sources.get("params", given))
-    n_active = put("active_params", n_total, "parameters per token", "dense: all parameters")
+    n_total = inp.put("params", params, "parameters", sources.get("params", inp.given))
+    n_active = inp.put("active_params", n_total, "parameters per token", "dense: all parameters")
     for key, default in DEFAULTS.items():
         if key not in SHAPE_KEYS:
-            put(key, default.value, default.unit, default.source)
-    d = put("tokens", n_total * a["tokens_per_param"].value, "tokens",
-            "Chinchilla-optimal: tokens_per_param x params")
+            inp.put(key, default.value, default.unit, default.source)
+    d = inp.put("tokens", n_total * inp["tokens_per_param"], "tokens",
+                "Chinchilla-optimal: tokens_per_param x params")
     if d <= 0:
         raise ConfigError(f"cost: tokens={d:g} must be positive")
-    rate = a["mfu"].value
+    rate = inp["mfu"]
     if not 0 < rate <= 1:
         raise ConfigError(f"cost: mfu={rate:g} must be in (0, 1]")
 
-    # Hardware, from the device table unless given or overridden.
-    peak = put("peak_tflops", device.peak_tflops, "TFLOP/s", device.source) * 1e12
-    mem = put("gpu_memory_gb", device.memory_gb, "GB", device.source)
-    watts = put("watts", device.watts, "W", device.source)
-    usd_h = put("price_usd_per_gpu_hour", device.usd_per_hour, "USD/GPU-hour",
-                device.price_source)
-
-    # Shape: given, else inferred from N.
-    head_dim = put("head_dim", DEFAULTS["head_dim"].value, "", DEFAULTS["head_dim"].source)
-    seq = put("seq_len", DEFAULTS["seq_len"].value, "tokens", DEFAULTS["seq_len"].source)
-    inferred = infer_shape(n_active, a["aspect_ratio"].value, head_dim)
+    # Hardware, from the device table unless given or overridden; shape given or inferred.
+    peak = inp.put("peak_tflops", device.peak_tflops, "TFLOP/s", device.source) * 1e12
+    mem = inp.put("gpu_memory_gb", device.memory_gb, "GB", device.source)
+    watts = inp.put("watts", device.watts, "W", device.source)
+    usd_h = inp.put("price_usd_per_gpu_hour", device.usd_per_hour, "USD/GPU-hour", device.price_source)
+    head_dim = inp.put("head_dim", DEFAULTS["head_dim"].value, "", DEFAULTS["head_dim"].source)
+    seq = inp.put("seq_len", DEFAULTS["seq_len"].value, "tokens", DEFAULTS["seq_len"].source)
+    inferred = infer_shape(n_active, inp["aspect_ratio"], head_dim)
     inferred_src = "inferred from active params: N ~ 12 L d^2 with d/L = aspect_ratio"
-    layers = put("layers", inferred["layers"], "", inferred_src)
-    heads = put("heads", inferred["heads"], "", inferred_src)
-
+    layers = inp.put("layers", inferred["layers"], "", inferred_src)
+    heads = inp.put("heads", inferred["heads"], "", inferred_src)
     for key in ("peak_tflops", "gpu_memory_gb", "usable_memory", "target_days", "gpus_per_node",
                 "data_cores", "labellers", "labeller_hours_per_month", "layers", "heads",
                 "head_dim", "seq_len"):
-        if a[key].value <= 0:
-            raise ConfigError(f"cost: {key}={a[key].value:g} must be positive")
+        if inp[key] <= 0:
+            raise ConfigError(f"cost: {key}={inp[key]:g} must be positive")
 
-    # Compute.
+    # Compute, memory, devices, energy.
     dense = 6 * n_active
     attention = 12 * layers * heads * head_dim * seq
     flops = d * (dense + attention)
     gpu_hours = flops / (peak * rate * 3600)
-
-    # Memory to train one replica, and the fewest devices that hold it.
-    width = put("width", heads * head_dim, "", "heads x head_dim")
-    per_layer = a["micro_batch"].value * seq * width
-    memory = {
-        "weights": n_total * a["weight_bytes"].value / 1e9,
-        "gradients": n_total * a["grad_bytes"].value / 1e9,
-        "optimizer": n_total * a["optimizer_bytes"].value / 1e9,
-        "activations": layers * per_layer * a["activation_bytes"].value / 1e9,
-        "activations_recompute": (layers * a["recompute_bytes"].value
-                                  + a["activation_bytes"].value) * per_layer / 1e9,
-    }
-    memory["total"] = sum(memory[k] for k in ("weights", "gradients", "optimizer", "activations"))
-    memory["total_recompute"] = memory["total"] - memory["activations"] + memory[
-        "activations_recompute"]
-    usable = mem * a["usable_memory"].value
-    min_gpus = max(1, math.ceil(memory["total_recompute"] / usable))
-
-    if "gpus" in over or "gpus" in explicit:
-        n_gpus = int(put("gpus", 0, "devices", ""))  # the given or overridden count wins
-    else:
-        need = math.ceil(gpu_hours / (a["target_days"].value * 24))
-        node = int(a["gpus_per_node"].value)
-        if need > node:
-            need = node * math.ceil(need / node)
-        n_gpus = int(put("gpus", max(need, min_gpus, 1), "devices",
-                         "enough to finish in target_days (whole servers), at least min_gpus"))
-    if n_gpus < 1:
-        raise ConfigError(f"cost: gpus={n_gpus} must be at least 1")
+    memory, min_gpus = _memory(inp, n_total, layers, heads, head_dim, seq, mem)
+    n_gpus = _device_count(inp, gpu_hours, min_gpus)
     days = gpu_hours / n_gpus / 24
-
-    # Energy.
-    draw_w = watts * a["host_power_factor"].value * a["pue"].value
+    draw_w = watts * inp["host_power_factor"] * inp["pue"]
     energy_mwh = gpu_hours * draw_w / 1e6
-    electricity_usd = energy_mwh * 1000 * a["electricity_usd_per_kwh"].value
-    power_mw = n_gpus * draw_w / 1e6
 
-    # Post-training and evaluation compute.
-    sft_h = gpu_hours * a["sft_compute_fraction"].value
-    rlhf_h = gpu_hours * a["rlhf_compute_fraction"].value
-    eval_flops = a["eval_checkpoints"].value * a["eval_tokens_per_checkpoint"].value * 2 * n_active
-    eval_h = eval_flops / (peak * rate * 3600)
-
-    # Data preparation.
-    raw_tb = d / 1e12 * a["raw_tb_per_t_tokens"].value
-    cpu_h = raw_tb * a["cpu_hours_per_raw_tb"].value
-    clean_tb = d * a["clean_bytes_per_token"].value / 1e12
-    data_months = a["data_engineering_months"].value + cpu_h / a["data_cores"].value / HOURS_PER_MONTH
-
-    # Human labelling.
-    label_rate = a["labeller_usd_per_hour"].value * a["labelling_overhead"].value
-    demo_h = a["sft_demos"].value * a["minutes_per_demo"].value / 60
-    comp_h = a["comparisons"].value * a["minutes_per_comparison"].value / 60
-    rating_h = a["human_eval_ratings"].value * a["minutes_per_rating"].value / 60
-    team_h = a["labellers"].value * a["labeller_hours_per_month"].value
-
-    # Timeline (months): SFT demonstrations are written while pre-training runs; comparisons
-    # need the SFT model's answers, so they sit inside the RLHF phase.
-    def gpu_months(hours: float) -> float:
-        return hours / n_gpus / HOURS_PER_MONTH
-
-    pre = Phase("pre-training", data_months, days / DAYS_PER_MONTH,
-                f"{gpu_hours:.3g} {device.key}-hours on {n_gpus:,} devices")
-    demo_done = data_months + demo_h / team_h
-    sft = Phase("fine-tuning (SFT)", pre.end_month,
-                max(a["sft_iteration_months"].value, demo_done - pre.end_month) + gpu_months(sft_h),
-                f"{a['sft_demos'].value:,.0f} demonstrations written from month {data_months:.1f}")
-    rlhf = Phase("RLHF", sft.end_month,
-                 max(a["rlhf_iteration_months"].value, comp_h / team_h) + gpu_months(rlhf_h),
-                 f"{a['comparisons'].value:,.0f} comparisons, reward model, PPO")
-    evals = Phase("evaluation & safety", pre.end_month,
-                  rlhf.end_month + a["eval_safety_months"].value + gpu_months(eval_h)
-                  - pre.end_month,
-                  f"benchmarks from the base model on; red team of "
-                  f"{a['red_team_experts'].value:.0f}")
-    timeline = [
-        Phase("data", 0.0, data_months, f"{raw_tb:,.0f} TB crawl, {cpu_h:.3g} core-hours"),
-        pre, sft, rlhf, evals,
-        Phase("deployment", evals.end_month, a["deployment_months"].value, "serving, rollout"),
-    ]
-    project_months = max(p.end_month for p in timeline)
-
-    storage = a["storage_usd_per_tb_month"].value
-    lines = [
-        LineItem("pre-training compute", gpu_hours * usd_h,
-                 f"{gpu_hours:,.4g} {device.key}-hours x ${usd_h:g}"),
-        LineItem("fine-tuning (SFT) compute", sft_h * usd_h,
-                 f"{sft_h:,.4g} {device.key}-hours ({a['sft_compute_fraction'].value:.2%} of pre-training)"),
-        LineItem("RLHF compute", rlhf_h * usd_h,
-                 f"{rlhf_h:,.4g} {device.key}-hours ({a['rlhf_compute_fraction'].value:.2%} of pre-training)"),
-        LineItem("data preparation: processing", cpu_h * a["cpu_usd_per_core_hour"].value,
-                 f"{cpu_h:,.4g} core-hours over {raw_tb:,.0f} TB of crawl"),
-        LineItem("data preparation: storage",
-                 storage * (raw_tb * data_months + clean_tb * project_months),
-                 f"{raw_tb:,.0f} TB raw for {data_months:.1f} mo + {clean_tb:,.1f} TB clean for "
-                 f"{project_months:.1f} mo"),
-        LineItem("human labelling: SFT demonstrations", demo_h * label_rate,
-                 f"{a['sft_demos'].value:,.0f} x {a['minutes_per_demo'].value:g} min"),
-        LineItem("human labelling: comparisons", comp_h * label_rate,
-                 f"{a['comparisons'].value:,.0f} x {a['minutes_per_comparison'].value:g} min"),
-        LineItem("evaluation: compute", eval_h * usd_h,
-                 f"{a['eval_checkpoints'].value:.0f} checkpoints x "
-                 f"{a['eval_tokens_per_checkpoint'].value:.3g} tokens x 2N FLOPs"),
-        LineItem("evaluation: human ratings", rating_h * label_rate,
-                 f"{a['human_eval_ratings'].value:,.0f} x {a['minutes_per_rating'].value:g} min"),
-        LineItem("red teaming",
-                 a["red_team_experts"].value * a["red_team_hours_each"].value
-                 * a["red_team_usd_per_hour"].value,
-                 f"{a['red_team_experts'].value:.0f} experts x "
-                 f"{a['red_team_hours_each'].value:g} h"),
-    ]
+    # The rest of the project: post-training, data, people; then time and money.
+    work = _work(inp, d, n_active, gpu_hours, peak, rate)
+    timeline = _timeline(inp, work, n_gpus, days, device.key)
+    lines = _line_items(inp, work, usd_h, device.key, max(p.end_month for p in timeline))
     return Estimate(
         label=label, device=device, gpus=n_gpus, params=n_total, active_params=n_active,
         tokens=d, flops_per_token=dense + attention, attention_flops_per_token=attention,
         flops=flops, gpu_hours=gpu_hours, days=days, cost_usd=gpu_hours * usd_h,
-        energy_mwh=energy_mwh, electricity_usd=electricity_usd, power_mw=power_mw,
-        memory_gb=memory, min_gpus=min_gpus, lines=lines, timeline=timeline, assumptions=a,
-        published=dict(published or {}),
+        energy_mwh=energy_mwh, electricity_usd=energy_mwh * 1000 * inp["electricity_usd_per_kwh"],
+        power_mw=n_gpus * draw_w / 1e6, memory_gb=memory, min_gpus=min_gpus, lines=lines,
+        timeline=timeline, assumptions=inp.a, published=dict(published or {}),
     )
