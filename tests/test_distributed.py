@@ -1,24 +1,32 @@
 """torchrun with 2 CPU processes (gloo) trains the same model as gradient accumulation in one,
-for pre-training and SFT; `chatforge run` under torchrun leaves rank 0 alone to write."""
+for pre-training, SFT, reward modelling and DPO, under DDP and FSDP2 alike; a run killed
+under torchrun resumes at another world size; a 2-node rendezvous on localhost trains;
+`chatforge run` under torchrun leaves rank 0 alone to write.
+
+The stage-level jobs run through tests/dist_stages.py, several per launch (a launch costs
+8-10 s on a quiet machine)."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from chatforge.align.sft import SFTData, make_task
 from chatforge.config import TrainConfig
 from chatforge.model.checkpoint import save_model
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.tokenizer.bpe import train_bpe
-from chatforge.train.loop import rank_micros
+from chatforge.tokenizer.shards import TokenShards, write_shards
+from chatforge.train.loop import micro_rng, rank_micros
 
 ARGS = ["--max-steps", "12", "--checkpoint-every", "100", "--preset", "smoke",
         "tokenizer.vocab_size=300", "pretrain.train.grad_accum=2", "pretrain.train.batch_size=4",
@@ -26,10 +34,13 @@ ARGS = ["--max-steps", "12", "--checkpoint-every", "100", "--preset", "smoke",
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
-def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path | None = None, fault: str = "") -> subprocess.CompletedProcess:
+    """Run to success, or (with `fault`) until the CHATFORGE_FAULT point kills it."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if fault:
+        env["CHATFORGE_FAULT"] = fault
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.returncode != 0) if fault else (done.returncode == 0), done.stderr[-3000:]
     return done
 
 
@@ -135,3 +146,102 @@ def test_chatforge_run_under_torchrun_has_rank_0_write_the_run_directory(tmp_pat
     assert b["pretrain"]["final_loss"] == pytest.approx(a["pretrain"]["final_loss"], abs=1e-4)
     manifest = json.loads((tmp_path / "two" / "manifests" / "sft.json").read_text())
     assert manifest["status"] == "complete" and manifest["n_devices"] == 2
+
+
+STAGES_SCRIPT = str(Path(__file__).parent / "dist_stages.py")
+STAGES = ("pretrain", "sft", "reward", "dpo")
+
+
+def _losses(job_dir: Path) -> list[float]:
+    lines = (job_dir / "metrics.jsonl").read_text().splitlines()
+    return [r["loss"] for r in map(json.loads, lines) if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def stage_runs(tmp_path_factory) -> Path:
+    """One process: every stage, and a pre-training killed at its first save (step 3); then
+    one torchrun launch of 2 processes: every stage under DDP and under FSDP, and the killed
+    run resumed under FSDP."""
+    out = tmp_path_factory.mktemp("stages")
+    _run([sys.executable, STAGES_SCRIPT, str(out), *(f"{s}-ddp:one-{s}" for s in STAGES)])
+    _run([sys.executable, STAGES_SCRIPT, str(out), "pretrain-ddp:killed-1"], fault="switched")
+    jobs = [f"{s}-{p}" for p in ("ddp", "fsdp") for s in STAGES]
+    _run([*TORCHRUN, STAGES_SCRIPT, str(out), *jobs, "pretrain-fsdp:killed-1"])
+    return out
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_give_the_per_step_losses_of_one(stage_runs, stage, parallel):
+    one, two = _losses(stage_runs / f"one-{stage}"), _losses(stage_runs / f"{stage}-{parallel}")
+    assert len(one) == len(two) == 6
+    assert two == pytest.approx(one, abs=1e-4)
+    assert json.loads((stage_runs / f"{stage}-{parallel}" / "result.json").read_text())["world"] == 2
+
+
+def test_fsdp_gives_the_losses_of_ddp_and_saves_the_same_layout(stage_runs):
+    for stage in STAGES:
+        assert _losses(stage_runs / f"{stage}-fsdp") == pytest.approx(_losses(stage_runs / f"{stage}-ddp"), abs=1e-4)
+        saves = {p: stage_runs / f"{stage}-{p}" / "checkpoint" for p in ("ddp", "fsdp")}
+        files = {p: d / (d / "LATEST").read_text().strip() for p, d in saves.items()}
+        for name in ("model.safetensors", "optimizer.safetensors"):
+            a, b = load_file(files["ddp"] / name), load_file(files["fsdp"] / name)
+            assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+            assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a), (stage, name)
+
+
+def test_a_run_killed_at_one_world_size_resumes_at_another(stage_runs, tmp_path):
+    # killed in 1 process at step 3, resumed under torchrun by 2 FSDP processes
+    resumed = json.loads((stage_runs / "killed-1" / "result.json").read_text())
+    assert resumed["resumed_from"] == 3 and resumed["world"] == 2
+    assert _losses(stage_runs / "killed-1") == pytest.approx(_losses(stage_runs / "one-pretrain"), abs=1e-4)
+    # killed under torchrun (2 FSDP processes) at step 3, resumed by 1 process
+    out = tmp_path
+    _run([*TORCHRUN, STAGES_SCRIPT, str(out), "pretrain-fsdp:killed-2"], fault="switched")
+    assert not (out / "killed-2" / "result.json").exists()
+    _run([sys.executable, STAGES_SCRIPT, str(out), "pretrain-ddp:killed-2"])
+    resumed = json.loads((out / "killed-2" / "result.json").read_text())
+    assert resumed["resumed_from"] == 3 and resumed["world"] == 1
+    assert _losses(out / "killed-2") == pytest.approx(_losses(stage_runs / "one-pretrain"), abs=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_rendezvous_and_train(stage_runs, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+         "--node_rank", str(rank), "--rdzv-endpoint", f"127.0.0.1:{port}", STAGES_SCRIPT,
+         str(tmp_path / f"node{rank}"), "sft-ddp:job"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for rank in (0, 1)]
+    for node in nodes:
+        _, err = node.communicate(timeout=600)
+        assert node.returncode == 0, err[-3000:]
+    job = tmp_path / "node0" / "job"  # rank 0 (on node 0) writes
+    assert json.loads((job / "result.json").read_text())["world"] == 2
+    assert not (tmp_path / "node1" / "job" / "metrics.jsonl").exists()
+    assert _losses(job) == pytest.approx(_losses(stage_runs / "one-sft"), abs=1e-4)
+
+
+def test_ranks_draw_disjoint_windows_that_together_are_one_process_batch(tmp_path):
+    tok = train_bpe(["alpha beta gamma delta river stone light\n"] * 50, vocab_size=300)
+    write_shards([{"text": "alpha beta gamma delta river stone light " * 400}], tok, tmp_path, val_fraction=0.0, seed=0)
+    shards = TokenShards(tmp_path, "train")
+    grad_accum, step = 4, 7
+
+    def windows(rank: int, world: int) -> list[list[int]]:
+        rows = []
+        for micro in rank_micros(rank, world, grad_accum):
+            x, _ = shards.get_batch(3, 16, micro_rng(1337, step, micro))
+            rows += x.tolist()
+        return rows
+
+    one = windows(0, 1)
+    per_rank = [windows(r, 2) for r in range(2)]
+    assert per_rank[0] + per_rank[1] == one  # together: what one process accumulates
+    assert set(rank_micros(0, 2, grad_accum)).isdisjoint(rank_micros(1, 2, grad_accum))

@@ -196,13 +196,20 @@ class TrainConfig:
     sample_every: int = at_least(0, 0)  # 0 = off
     log_every: int = at_least(1, 10)
     compile: bool = False
+    # Under torchrun: ddp = a full replica per process; fsdp = FSDP2 (parameters, gradients
+    # and optimizer state sharded over the processes) for models that do not fit one device.
+    parallel: str = one_of("ddp", "ddp", "fsdp")
+    # Matmul dtype: auto = bf16 where it is fast (CUDA, CPUs with AMX/AVX512-BF16), else
+    # fp32. Master weights and optimizer state are fp32 either way.
+    precision: str = one_of("auto", "auto", "bf16", "fp32")
 
 
 # Settings that change how long or how visibly a stage trains, not what one step computes:
-# a checkpoint resumes across changes of these (`--max-steps 220` continues a 200-step run).
+# a checkpoint resumes across changes of these (`--max-steps 220` continues a 200-step run;
+# a DDP save resumes under FSDP, a GPU's bf16 save on an fp32 CPU).
 RESUMABLE = frozenset({
     "max_steps", "time_budget", "epochs", "eval_every", "eval_batches", "checkpoint_every",
-    "sample_every", "log_every", "compile",
+    "sample_every", "log_every", "compile", "parallel", "precision",
 })
 
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import torch
 
-from chatforge.errors import ConfigError
+from chatforge.cost.hardware import DEVICES, get_device
+from chatforge.errors import ConfigError, InputError
+
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -69,23 +72,42 @@ def _cpuinfo(key: str) -> str:
     return ""
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on GPUs; plain fp32 on CPU, where bf16 is slow."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    return frozenset(_cpuinfo("flags").split())
 
 
 def fast_bf16_matmul(device: torch.device) -> bool:
-    """Whether bf16 matmuls beat fp32 here: CUDA with bf16, or a CPU with AMX-BF16 tiles.
+    """Whether bf16 matmuls beat fp32 here: CUDA with bf16, or a CPU with bf16 dot products
+    in hardware (AMX-BF16 tiles on Xeons, AVX512-BF16 on Zen 4 and later Xeons).
 
-    Decided from the hardware's flags, not by timing, so every process of a run (and a resumed
-    run) makes the same choice. On this project's Xeon (AMX) a 2048^2 bf16 matmul ran at
-    about 2 TFLOP/s against 0.32 for fp32; without AMX, bf16 on a CPU is slower than fp32.
+    Decided from the hardware's flags (read once), not by timing, so every process of a run
+    (and a resumed run) makes the same choice. On a Xeon with AMX a 2048^2 bf16 matmul ran at
+    about 2 TFLOP/s against 0.32 for fp32; on this project's AVX512-BF16 EPYC a 1024^2 one ran
+    about 4x faster than fp32; without either, oneDNN emulates bf16 and it is slower than fp32.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and "amx_bf16" in _cpuinfo("flags").split()
+    return device.type == "cpu" and bool({"amx_bf16", "avx512_bf16"} & _cpu_flags())
+
+
+def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The dtype matmuls run in: `auto` = bf16 where it is fast (see fast_bf16_matmul), else
+    fp32; `bf16` / `fp32` force it. Weights and optimizer state stay fp32 either way."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.bfloat16 if fast_bf16_matmul(device) else torch.float32
+    if precision == "bf16" and device.type == "mps":
+        raise ConfigError("precision bf16: not supported on Apple MPS here (use fp32 or auto)")
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype = torch.float32):
+    """Autocast to `dtype` (bf16) on CUDA or CPU; plain fp32 (no context) otherwise."""
+    if dtype == torch.bfloat16 and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
@@ -113,15 +135,16 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatforge"
 
 
-def measure_cpu_matmul_peak(sizes: tuple[int, ...] = (1024, 2048), seconds: float = 0.5) -> float:
-    """Best fp32 FLOP/s of square matmuls on this CPU with the current thread count.
+def measure_cpu_matmul_peak(sizes: tuple[int, ...] = (1024, 2048), seconds: float = 0.5,
+                            dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of square `dtype` matmuls on this CPU with the current thread count.
 
     The best single multiply, not the mean: the peak is what the hardware can do when nothing
     else competes for it.
     """
     best = 0.0
     for size in sizes:
-        a, b = torch.randn(size, size), torch.randn(size, size)
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
         a @ b
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
@@ -131,29 +154,36 @@ def measure_cpu_matmul_peak(sizes: tuple[int, ...] = (1024, 2048), seconds: floa
     return best
 
 
-def peak_flops(device: torch.device) -> float:
-    """Peak FLOP/s for MFU: the GPU's bf16 spec, or this CPU's measured fp32 matmul peak.
+def gpu_peak_flops(name: str) -> float:
+    """Dense bf16 peak of a GPU by its driver name (the cost table's figure); an unknown GPU
+    is taken as A100-class rather than failing a run over an MFU figure."""
+    try:
+        spec = get_device(name)
+    except InputError:
+        spec = DEVICES["a100"]
+    return (spec if spec.key != "cpu" else DEVICES["a100"]).peak_tflops * 1e12
 
-    The CPU figure is measured once per thread count and cached, since it varies by machine.
+
+def peak_flops(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Peak FLOP/s for MFU, of the dtype the matmuls actually run in: the GPU's bf16 spec
+    (fp32 training on a GPU is quoted against it too: that is what the hardware offers), or
+    this CPU's measured matmul peak in `dtype`.
+
+    The CPU figure is measured once per (dtype, thread count) and cached, since it varies by
+    machine.
     """
     if device.type == "cuda":
-        from chatforge.cost.hardware import DEVICES  # one table of accelerators
-
-        name = torch.cuda.get_device_name(device).lower().replace(" ", "")
-        for key, spec in DEVICES.items():
-            if key != "cpu" and key.replace("-", "") in name:
-                return spec.peak_tflops * 1e12
-        return DEVICES["a100"].peak_tflops * 1e12  # unknown GPU: assume an A100-class peak
-    threads = torch.get_num_threads()
+        return gpu_peak_flops(torch.cuda.get_device_name(device))
+    key = f"{torch.get_num_threads()}" + ("" if dtype == torch.float32 else f"-{dtype}".replace("torch.", ""))
     cache = _cache_dir() / "cpu_peak.json"
     try:
         cached = json.loads(cache.read_text())
-        if str(threads) in cached:
-            return float(cached[str(threads)])
+        if key in cached:
+            return float(cached[key])
     except (OSError, ValueError):
         cached = {}
-    peak = measure_cpu_matmul_peak()
-    cached[str(threads)] = peak
+    peak = measure_cpu_matmul_peak(dtype=dtype)
+    cached[key] = peak
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(cached))

@@ -19,6 +19,18 @@ progress bar. The task contract:
 - `state()` / `load_state(dict)`: optional task state saved in the checkpoint's trainer.json
   (an adaptive KL coefficient, a rollout buffer), so exact resume holds for every stage.
 
+Distributed: under torchrun (gloo on CPU, NCCL on GPU) `train.parallel = "ddp"` keeps a full
+replica per process; `"fsdp"` shards parameters, gradients and optimizer state with FSDP2
+(`fully_shard` on every transformer block, then the root; the optimizer is built after
+sharding). Either way the global batch is grad_accum micro-batches, whatever the world size,
+and a save holds the full (gathered) weights and optimizer state in one layout, so a run
+resumes at another world size or under the other kind of parallelism. Under FSDP every rank
+takes part in each forward, so evaluation and sampling run on every rank (rank 0 alone
+logs), `between_steps` must make the same forward calls on every rank, and when training ends
+the model is left gathered (full weights on each rank), so the stage's rank-0 code after
+`train` can use it alone. Matmuls run in `train.precision` (bf16 autocast where bf16 is fast,
+see chatforge.device); weights and optimizer state stay fp32.
+
 Checkpoints: each save is written into a fresh directory, then one pointer file (`LATEST`) is
 switched to it with an atomic rename, and older saves are deleted after that. A kill at any
 moment leaves LATEST naming a complete save; what a kill left half-written is removed on the
@@ -52,11 +64,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from chatforge.config import RESUMABLE, TrainConfig
-from chatforge.device import autocast, keep_cpu_memory_mapped, peak_flops
+from chatforge.device import autocast, compute_dtype, keep_cpu_memory_mapped, peak_flops
 from chatforge.errors import ChatforgeError, ConfigError, RunDirError
 from chatforge.model.checkpoint import LATEST, load_weights, save_model
+from chatforge.model.gpt import Block
 from chatforge.runs import MetricsWriter, atomic_write_json, atomic_write_text, fsync_dir, read_json
 from chatforge.train.optim import build_optimizers, lr_multiplier, set_lr
 
@@ -168,14 +183,20 @@ def _rng_from_str(s: str) -> Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
 
 
+def _full(t: Tensor) -> Tensor:
+    """The whole tensor of an FSDP shard (a collective: every rank calls it in turn)."""
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
 def _optimizer_tensors(optimizers: list[torch.optim.Optimizer]) -> tuple[dict, list]:
-    """Flatten optimizer states to named tensors (safetensors) + JSON-able groups."""
+    """Flatten optimizer states to named tensors (safetensors) + JSON-able groups; sharded
+    states are gathered, so the layout is the same under DDP and FSDP at any world size."""
     tensors, groups = {}, []
     for i, opt in enumerate(optimizers):
         sd = opt.state_dict()
         for pid, st in sd["state"].items():
             for name, value in st.items():
-                t = value if torch.is_tensor(value) else torch.tensor(value)
+                t = _full(value) if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"{i}.{pid}.{name}"] = t.detach().cpu().contiguous()
         groups.append(sd["param_groups"])
     return tensors, groups
@@ -183,12 +204,30 @@ def _optimizer_tensors(optimizers: list[torch.optim.Optimizer]) -> tuple[dict, l
 
 def _load_optimizer_tensors(optimizers, tensors: dict[str, Tensor], groups: list) -> None:
     for i, opt in enumerate(optimizers):
+        params = [p for g in opt.param_groups for p in g["params"]]
         state: dict[int, dict] = {}
         for key, value in tensors.items():
             o, pid, name = key.split(".", 2)
             if int(o) == i:
+                p = params[int(pid)]
+                if isinstance(p, DTensor) and value.shape == p.shape:
+                    # This rank's shard of the saved full tensor, cut locally (no collective).
+                    value = distribute_tensor(value.to(p.device), p.device_mesh, p.placements,
+                                              src_data_rank=None)
                 state.setdefault(int(pid), {})[name] = value
         opt.load_state_dict({"state": state, "param_groups": groups[i]})
+
+
+def shard_model(model: nn.Module, dtype: torch.dtype) -> list[FSDPModule]:
+    """FSDP2 in place: each transformer block is one unit (gathered just before it runs),
+    then the root holds the rest (embeddings, final norm, heads). Parameters are gathered in
+    the compute dtype and gradients reduced in fp32."""
+    policy = MixedPrecisionPolicy(param_dtype=dtype if dtype != torch.float32 else None,
+                                  reduce_dtype=torch.float32)
+    for block in [m for m in model.modules() if isinstance(m, Block)]:
+        fully_shard(block, mp_policy=policy)
+    fully_shard(model, mp_policy=policy)
+    return [m for m in model.modules() if isinstance(m, FSDPModule)]
 
 
 def _fault_point(name: str) -> None:
@@ -201,17 +240,19 @@ SAVE_POINTS = ("model", "optimizer", "trainer", "renamed", "switched")
 
 
 def save_checkpoint(
-    out_dir: Path, model: nn.Module, optimizers: list[torch.optim.Optimizer],
-    trainer_state: dict, extra: dict,
+    out_dir: Path, model: nn.Module, optimizer_state: tuple[dict, list], trainer_state: dict,
+    extra: dict, weights: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Write a complete save into a new directory, then switch LATEST to it in one rename."""
+    """Write a complete save into a new directory, then switch LATEST to it in one rename.
+    `optimizer_state` is `_optimizer_tensors(...)`; `weights` the gathered state of a
+    sharded model (else the model's own)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{trainer_state['step']:07d}-{time.time_ns():x}"
     tmp = out_dir / f".{name}.tmp"
     tmp.mkdir()
-    save_model(model, tmp, extra=extra, step=trainer_state["step"])
+    save_model(model, tmp, extra=extra, step=trainer_state["step"], state=weights)
     _fault_point("model")
-    tensors, groups = _optimizer_tensors(optimizers)
+    tensors, groups = optimizer_state
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     _fault_point("optimizer")
     atomic_write_json(tmp / "trainer.json", {**trainer_state, "optimizer_groups": groups})
@@ -285,18 +326,22 @@ def _check_identity(out_dir: Path, ident: dict, upstream: dict, restart: bool, s
     clean_checkpoint_dir(out_dir)
 
 
-def _resume(out_dir: Path, model: nn.Module, optimizers) -> dict | None:
-    """The trainer state of the latest save after loading it, or None to start afresh."""
+def _resume_weights(out_dir: Path, model: nn.Module) -> tuple[dict, Path] | None:
+    """(trainer state, save) of the latest save after loading its full weights into the
+    (not yet sharded) model, or None to start afresh."""
     save = latest_save(out_dir)
     if save is None:
         return None
     state = read_json(save / "trainer.json")
     load_weights(model, load_file(str(save / "model.safetensors")), save / "model.safetensors")
+    torch.set_rng_state(_rng_from_str(state["torch_rng"]))
+    return state, save
+
+
+def _resume_optimizers(save: Path, state: dict, optimizers) -> None:
     _load_optimizer_tensors(
         optimizers, load_file(str(save / "optimizer.safetensors")), state["optimizer_groups"]
     )
-    torch.set_rng_state(_rng_from_str(state["torch_rng"]))
-    return state
 
 
 # ---- the loop ----
@@ -337,12 +382,20 @@ class Trainer:
         barrier(self.ddp)
         if device.type == "cpu":
             keep_cpu_memory_mapped()
+        elif device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # what fp32 matmuls remain
+            torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(seed)
         self.model = task.model
-        self.optimizers = build_optimizers(self.model, cfg)
+        self.dtype = compute_dtype(device, cfg.precision)
+        self.sharded = self.ddp.world > 1 and cfg.parallel == "fsdp"
         self.run = _Run()
-        resumed = _resume(self.out_dir, self.model, self.optimizers)
-        if resumed:
+        found = _resume_weights(self.out_dir, self.model)  # full weights, before sharding
+        self.fsdp_units = shard_model(self.model, self.dtype) if self.sharded else []
+        self.optimizers = build_optimizers(self.model, cfg)  # after sharding: over the shards
+        resumed = found[0] if found else None
+        if found:
+            _resume_optimizers(found[1], found[0], self.optimizers)
             self.run = _Run(resumed["step"], resumed["elapsed"], resumed["tokens"],
                             resumed["last_loss"], resumed.get("last_metrics", {}))
             if task.load_state and "task_state" in resumed:
@@ -354,14 +407,14 @@ class Trainer:
         self.metrics = MetricsWriter(metrics_path, truncate_after_step=self.run.step if resumed else None) \
             if self.ddp.main else None
         wrapped: nn.Module = self.model
-        if self.ddp.world > 1:
+        if self.ddp.world > 1 and not self.sharded:
             wrapped = nn.parallel.DistributedDataParallel(self.model)
         self.wrapped = wrapped
         self.compiled = torch.compile(wrapped) if cfg.compile else wrapped
         if cfg.compile and self.ddp.main:
             # The time budget includes compiling: it pays off only for runs of minutes.
             console.print(f"[dim]{stage}: torch.compile on; the first step compiles (10-60 s)[/dim]")
-        self.peak = peak_flops(device)
+        self.peak = peak_flops(device, self.dtype)  # of the dtype the matmuls run in
         self.eval_result: dict[str, float] = {}
         self.evaluated_step, self.saved_step = -1, self.run.step
         self.train_time = 0.0
@@ -385,17 +438,20 @@ class Trainer:
         sums: dict[str, float] = {"loss": 0.0}
         for i, micro in enumerate(rank_micros(ddp.rank, ddp.world, cfg.grad_accum)):
             drawn = task.train_batch(micro_rng(self.seed, self.run.step, micro), self.run.step, micro)
-            batch = tuple(t.to(self.device) for t in drawn)
-            sync = ddp.world == 1 or i == self.accum - 1
-            ctx = self.wrapped.no_sync() if not sync else nullcontext()
-            with ctx, autocast(self.device):
+            batch = self._to_device(drawn)
+            sync = ddp.world == 1 or i == self.accum - 1  # reduce gradients once per step
+            if self.sharded:
+                self.model.set_requires_gradient_sync(sync)
+            ctx = self.wrapped.no_sync() if not sync and not self.sharded else nullcontext()
+            with ctx, autocast(self.device, self.dtype):
                 loss, metrics = task.loss_fn(self.compiled, batch)
             (loss / self.accum).backward()
             sums["loss"] += loss.item() / self.accum
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / self.accum
         if cfg.grad_clip > 0:
-            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            sums["grad_norm"] = float(_full(norm))
         for opt in self.optimizers:
             opt.step()
         for opt in self.optimizers:
@@ -411,6 +467,13 @@ class Trainer:
         self.run.step += 1
         self.run.tokens += task.tokens_per_batch * cfg.grad_accum
         self.run.last_loss, self.run.last_metrics = loss_value, sums
+
+    def _to_device(self, drawn: Batch) -> Batch:
+        """Pinned host memory and an asynchronous copy on CUDA: the copy overlaps the work
+        already queued; a plain move elsewhere."""
+        if self.device.type != "cuda":
+            return tuple(t.to(self.device) for t in drawn)
+        return tuple(t.pin_memory().to(self.device, non_blocking=True) for t in drawn)
 
     def log(self, bar: Progress, bar_task: Any, done: bool) -> None:
         if not (self.ddp.main and (self.run.step % self.cfg.log_every == 0 or done)):
@@ -431,15 +494,29 @@ class Trainer:
         )
         self.window_tokens, self.window_time = 0, 0.0
 
+    @property
+    def evaluates(self) -> bool:
+        """Whether this rank runs evaluation and sampling: rank 0, or every rank under FSDP
+        (each forward gathers the shards, so every rank must make it)."""
+        return self.ddp.main or self.sharded
+
     def evaluate(self) -> None:
         self.model.eval()
-        self.eval_result = self.task.evaluate(self.model)
+        with autocast(self.device, self.dtype):
+            self.eval_result = self.task.evaluate(self.model)
         self.model.train()
         self.evaluated_step = self.run.step
-        self.metrics.write({"step": self.run.step, **self.eval_result})
-        self.console.print(f"  step {self.run.step}: " + " ".join(f"{k} {v:.4f}" for k, v in self.eval_result.items()))
+        if self.ddp.main:
+            self.metrics.write({"step": self.run.step, **self.eval_result})
+            self.console.print(f"  step {self.run.step}: " + " ".join(f"{k} {v:.4f}" for k, v in self.eval_result.items()))
 
     def save(self) -> None:
+        """Rank 0 writes; under FSDP every rank first takes part in gathering the state."""
+        optimizer_state = _optimizer_tensors(self.optimizers) if self.sharded or self.ddp.main else None
+        weights = {k: _full(v) for k, v in self.model.state_dict().items()} if self.sharded else None
+        if not self.ddp.main:
+            self.saved_step = self.run.step
+            return
         r = self.run
         state = {
             "identity": self.ident, "upstream": self.upstream, "step": r.step, "elapsed": r.elapsed, "tokens": r.tokens,
@@ -448,7 +525,7 @@ class Trainer:
         }
         if self.task.state:
             state["task_state"] = self.task.state()
-        save_checkpoint(self.out_dir, self.model, self.optimizers, state, self.task.save_extra)
+        save_checkpoint(self.out_dir, self.model, optimizer_state, state, self.task.save_extra, weights)
         self.saved_step = r.step
 
     def sample(self) -> list[str]:
@@ -456,6 +533,14 @@ class Trainer:
         out = self.task.sample(self.model)
         self.model.train()
         return out
+
+    def gather(self) -> None:
+        """Leave the FSDP model whole on every rank (all-gathered once, never resharded), so
+        that code after `train` runs its forwards on one rank without collectives."""
+        for unit in self.fsdp_units:
+            unit.set_reshard_after_forward(False)
+        for unit in self.fsdp_units:
+            unit.unshard()
 
     def fit(self) -> TrainResult:
         task, cfg, ddp = self.task, self.cfg, self.ddp
@@ -478,23 +563,26 @@ class Trainer:
                 done = self.progress() >= 1.0
                 self.log(bar, bar_task, done)
                 step = self.run.step
-                if task.evaluate and ddp.main and (step % cfg.eval_every == 0 or done):
+                if task.evaluate and self.evaluates and (step % cfg.eval_every == 0 or done):
                     self.evaluate()
-                if task.sample and ddp.main and cfg.sample_every and step % cfg.sample_every == 0:
-                    for s in self.sample():
+                if task.sample and self.evaluates and cfg.sample_every and step % cfg.sample_every == 0:
+                    samples = self.sample()
+                    for s in samples if ddp.main else []:
                         self.console.print(f"  [dim]sample:[/dim] {s!r}")
-                if ddp.main and (step % cfg.checkpoint_every == 0 or done):
+                if (ddp.main or self.sharded) and (step % cfg.checkpoint_every == 0 or done):
                     self.save()
                 barrier(ddp)
                 self.run.elapsed += time.perf_counter() - t0 - dt  # eval and save count as wall time
         # The time budget can run out during an evaluation or a save of a step that was not the
         # last by its own time: evaluate and save that last step all the same.
-        if ddp.main and task.evaluate and self.evaluated_step != self.run.step:
+        if self.evaluates and task.evaluate and self.evaluated_step != self.run.step:
             self.evaluate()
-        if ddp.main and self.saved_step != self.run.step:
+        if (ddp.main or self.sharded) and self.saved_step != self.run.step:
             self.save()
         barrier(ddp)
         self.model.eval()
+        if self.sharded:
+            self.gather()
         samples = task.sample(self.model) if task.sample and ddp.main else []
         tps = (self.run.tokens - self.resumed_tokens) / max(self.train_time, 1e-9)
         return TrainResult(

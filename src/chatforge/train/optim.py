@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from chatforge.config import TrainConfig
 from chatforge.device import fast_bf16_matmul
@@ -77,12 +78,25 @@ class Muon(torch.optim.Optimizer):
                 update = p.grad.lerp(buf, group["momentum"])  # Nesterov look-ahead
                 by_shape.setdefault(p.shape, []).append((p, update))
             for shape, items in by_shape.items():
-                stacked = torch.stack([u for _, u in items])
+                # An FSDP shard holds some rows of a matrix; orthogonalising needs all of them,
+                # so each rank gathers the whole update, orthogonalises and keeps its rows.
+                stacked = torch.stack([_full(u) for _, u in items])
                 updates = orthogonalize(stacked, group["ns_steps"], self.ns_dtype)
                 # Scale so the update's RMS does not shrink for wide-but-short matrices.
                 scale = max(1.0, shape[0] / shape[1]) ** 0.5
                 for (p, _), update in zip(items, updates, strict=True):
-                    p.add_(update, alpha=-group["lr"] * scale)
+                    p.add_(_like(update, p), alpha=-group["lr"] * scale)
+
+
+def _full(t: Tensor) -> Tensor:
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def _like(full: Tensor, p: Tensor) -> Tensor:
+    """`full` laid out as `p`: this rank's shard of it (cut locally) when p is an FSDP shard."""
+    if not isinstance(p, DTensor):
+        return full
+    return distribute_tensor(full, p.device_mesh, p.placements, src_data_rank=None)
 
 
 def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
