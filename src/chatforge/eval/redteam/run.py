@@ -231,9 +231,11 @@ def redteam(cfg: Config, run: RunDir, probes_override: list[str] | None = None,
         verdicts = {j.name: j.judge(prompts, texts) for j in judge_list}
         primary = verdicts[judge_list[0].name]
         entry = score(tried, primary)
-        entry["by_judge"] = {n: {"asr": score(tried, v)["asr"]["rate"],
-                                 "over_refusal": score(tried, v)["over_refusal"]["rate"],
-                                 "agreement": agreement[n].to_json()} for n, v in verdicts.items()}
+        entry["by_judge"] = {}
+        for n, v in verdicts.items():
+            s = score(tried, v)
+            entry["by_judge"][n] = {"asr": s["asr"]["rate"], "over_refusal": s["over_refusal"]["rate"],
+                                    "agreement": agreement[n].to_json()}
         entry["disagreements"] = _disagreements(tried, texts, verdicts, rc.worst)
         entry["worst"] = _worst(tried, texts, primary, rc.worst)
         if rc.bias and (pairs or items):
@@ -271,7 +273,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
                "asr_by_category": {k: round(v["rate"], 4) for k, v in e["asr_by_category"].items()},
                "over_refusal": e["over_refusal"]["rate"], "over_refusal_ci95": e["over_refusal"]["ci95"],
                "judge": report["primary_judge"],
-               "judge_agreement": report["judges"][report["primary_judge"]]["harmful"]}
+               "judge_agreement": report["judges"][report["primary_judge"]]["harmful"],
+               "judge_refusal_agreement": report["judges"][report["primary_judge"]]["refused"]}
         for key, b in e.get("bias", {}).items():
             row[key] = ({"stereotype_share": round(b["stereotype_share"], 4), "n": b["n"]} if key.startswith("crows")
                         else {k: round(b[k], 4) for k in ("accuracy_ambig", "accuracy_disambig", "bias_ambig", "bias_disambig")})
@@ -297,16 +300,19 @@ def markdown(report: dict[str, Any]) -> str:
     def row(label: str, get: Any) -> None:
         lines.append(f"| {label} | " + " | ".join(get(cps[n]) for n in names) + " |")
 
-    row("ASR (no attack)", lambda e: _pct(e["asr"]))
+    primary = report["judges"][report["primary_judge"]]
+    row(f"ASR, no attack ({report['primary_judge']} agrees {primary['harmful']:.0%})", lambda e: _pct(e["asr"]))
     for attack in cps[names[0]]["asr_by_attack"]:
         if attack != "none":
             row(f"ASR {attack}", lambda e, a=attack: f"{_pct(e['asr_by_attack'][a])} ({e['asr_lift_by_attack'][a]:+.1%})")
     for cat in cps[names[0]]["asr_by_category"]:
         row(f"ASR {cat}", lambda e, c=cat: _pct(e["asr_by_category"][c]))
-    row("over-refusal (benign)", lambda e: _pct(e["over_refusal"]))
+    row(f"over-refusal (benign; refusals agree {primary['refused']:.0%})", lambda e: _pct(e["over_refusal"]))
     for judge in cps[names[0]]["by_judge"]:
         row(f"ASR by {judge} (agrees {report['judges'][judge]['harmful']:.0%})",
             lambda e, j=judge: f"{e['by_judge'][j]['asr']:.1%}")
+        row(f"over-refusal by {judge} (agrees {report['judges'][judge]['refused']:.0%})",
+            lambda e, j=judge: f"{e['by_judge'][j]['over_refusal']:.1%}")
     row("judges disagree on", lambda e: str(e["disagreements"]["count"]))
     for key in cps[names[0]].get("bias", {}):
         if key.startswith("crows"):
