@@ -77,6 +77,9 @@ footer{color:#718096;font-size:.85rem;margin-top:2rem}
 
 
 def _numeric(cell: str) -> bool:
+    """A figure (right-aligned in tables), not a model's answer that happens to be digits."""
+    if len(cell) > 24:
+        return False
     body = cell.replace("%", "").replace("$", "").replace(",", "").replace(".", "").strip()
     return body.lstrip("-").isdigit()
 

@@ -46,7 +46,7 @@ def funnel(steps: Sequence[str], per_source: dict[str, Sequence[float]], total: 
     x = range(len(steps))
     for i, (source, shares) in enumerate(sorted(per_source.items())):
         ax.plot(x, shares, marker="o", ms=3, lw=1.3, color=COLORS[i % len(COLORS)], label=source)
-    ax.plot(x, total, marker="o", lw=2.8, color="black", label=t("total", lang))
+    ax.plot(x, total, marker="o", lw=2.2, ls="--", color="black", label=t("total", lang))
     ax.set_xticks(list(x), steps, rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: pct(v, lang, 0)))
@@ -81,23 +81,21 @@ def lines(series: dict[str, Sequence[Sequence[float]]], title: str, xlabel: str,
     return _png(fig)
 
 
-def bars(groups: dict[str, dict[str, float]], title: str, lang: str) -> bytes:
-    """Grouped horizontal bars of rates in [0, 1]: one group per category, one bar per checkpoint."""
-    cats = sorted({c for g in groups.values() for c in g})
-    names = list(groups)
-    fig, ax = _figure(6.8, 0.45 * len(cats) * max(len(names), 1) * 0.6 + 1.4)
-    height = 0.8 / max(len(names), 1)
-    for i, name in enumerate(names):
-        ys = [k + i * height for k in range(len(cats))]
-        ax.barh(ys, [groups[name].get(c, 0.0) for c in cats], height=height,
-                color=COLORS[i % len(COLORS)], label=name)
-    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(cats))], cats, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: pct(v, lang, 0)))
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
-    _style(ax)
+def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[float | None]],
+            title: str, lang: str) -> bytes:
+    """Rates in [0, 1] as a grid with each cell's percentage written in it, so a row of zeros
+    reads as clearly as a row of hits (a bar chart of zeros shows nothing)."""
+    fig, ax = _figure(1.6 + 1.3 * len(cols), 0.9 + 0.32 * len(rows))
+    grid = [[v if v is not None else float("nan") for v in row] for row in values]
+    ax.imshow(grid, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            ax.text(j, i, pct(v, lang, 0), ha="center", va="center", fontsize=8,
+                    color="white" if v is not None and v > 0.6 else "black")
+    ax.set_xticks(range(len(cols)), cols, fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_title(title, fontsize=10, pad=22)
     return _png(fig)
 
 

@@ -23,6 +23,7 @@ BENCHMARKS = (
     ("TruthfulQA (MC1)", "truthful_mc1", 0.59),
 )
 MAX_ANSWER_CHARS = 400
+CHECKPOINT_ORDER = ("base", "sft", "dpo", "ppo", "grpo")
 # The cost calculator's line items and phases (chatforge.cost.estimate) in both languages.
 COST_NAMES = {
     "pre-training compute": {"en": "pre-training compute", "tr": "ön eğitim hesaplaması"},
@@ -56,17 +57,22 @@ def _absent(section: Section, lang: str) -> Section:
     return section
 
 
-def _metric_table(metrics: dict[str, Any], lang: str) -> Table:
-    """A stage's manifest metrics as they are (numbers formatted, lists and dicts as JSON)."""
-    rows = []
+def _metric_table(metrics: dict[str, Any], lang: str, per_row: int = 3) -> Table:
+    """A stage's manifest metrics as they are (numbers formatted, lists and dicts as JSON),
+    `per_row` figure/value pairs to a row so a long list stays on one screen."""
+    cells = []
     for key, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
-            rows.append([key, json.dumps(value, ensure_ascii=False)[:200]])
-        elif isinstance(value, float) and 0 <= abs(value) < 1e-3 and value != 0:
-            rows.append([key, sci(value, lang)])
+            cells.append([key, json.dumps(value, ensure_ascii=False)[:200]])
+        elif isinstance(value, float) and 0 < abs(value) < 1e-3:
+            cells.append([key, sci(value, lang)])
         else:
-            rows.append([key, num(value, lang, 4) if isinstance(value, float) else num(value, lang)])
-    return Table([t("col_metric", lang), t("col_value", lang)], rows)
+            cells.append([key, num(value, lang, 4) if isinstance(value, float) else num(value, lang)])
+    per_row = per_row if len(cells) > 8 else 1
+    rows = [sum(cells[i:i + per_row], []) for i in range(0, len(cells), per_row)]
+    if rows and len(rows[-1]) < 2 * per_row:
+        rows[-1] += [""] * (2 * per_row - len(rows[-1]))
+    return Table([t("col_metric", lang), t("col_value", lang)] * per_row, rows)
 
 
 def env_section(f: dict[str, Any], lang: str) -> Section:
@@ -230,18 +236,24 @@ def sft_section(f: dict[str, Any], lang: str, tag: str) -> Section:
     return sec
 
 
+# What each RL stage logs as its score (TRL's names), most telling first, and as its leash.
+SCORE_KEYS = ("reward", "score", "rm_score", "reward_margin", "heldout_reward_margin")
+SECOND_KEYS = ("kl", "kl_ref", "approx_kl", "reward_accuracy")
+
+
 def _rl_curve(curves: dict[str, list], algo: str, lang: str, tag: str) -> Image | None:
-    """Score-like metrics on the left axis, KL-like ones on the right, as PPO logs them."""
-    score = {k: v for k, v in curves.items() if any(w in k for w in ("reward", "score", "margin", "acc"))
-             and "kl" not in k}
-    kl = {k: v for k, v in curves.items() if "kl" in k}
-    if not score and not kl:
-        score = {k: v for k, v in curves.items() if k == "loss"}
-    if not score and not kl:
+    """The score on the left axis and the KL to the reference on the right, as PPO logs them;
+    DPO logs no KL, so its implicit reward accuracy takes that axis."""
+    score = {k: curves[k] for k in SCORE_KEYS if curves.get(k)}
+    second = {k: curves[k] for k in SECOND_KEYS if curves.get(k)}
+    second = dict(list(second.items())[:1]) if score else second
+    if not score and not second:
+        score = {"loss": curves["loss"]} if curves.get("loss") else {}
+    if not score and not second:
         return None
     title = t("plot_rl", lang, algo=algo.upper())
-    return Image(f"{tag}{algo}_curve", plots.lines(score or kl, title, t("step", lang), lang,
-                                                   secondary=kl if score else None), title)
+    return Image(f"{tag}{algo}_curve", plots.lines(score or second, title, t("step", lang), lang,
+                                                   secondary=second if score else None), title)
 
 
 def rlhf_section(f: dict[str, Any], lang: str, tag: str) -> Section:
@@ -292,7 +304,7 @@ def eval_section(f: dict[str, Any], lang: str) -> Section:
     if e is None or not e.get("scoreboard"):
         return _absent(sec, lang)
     board = e["scoreboard"]
-    names = list(board)
+    names = sorted(board, key=lambda n: (list(CHECKPOINT_ORDER).index(n) if n in CHECKPOINT_ORDER else 99, n))
     rows = [[label, pct(gpt4, lang)] + [pct(board[n].get(key), lang) for n in names]
             for label, key, gpt4 in BENCHMARKS]
     known = {key for _, key, _ in BENCHMARKS}
@@ -311,7 +323,7 @@ def redteam_section(f: dict[str, Any], lang: str, tag: str) -> Section:
     if r is None or not r["checkpoints"]:
         return _absent(sec, lang)
     ck = r["checkpoints"]
-    names = list(ck)
+    names = sorted(ck, key=lambda n: (list(CHECKPOINT_ORDER).index(n) if n in CHECKPOINT_ORDER else 99, n))
 
     def rate(entry: dict | None) -> str:
         return f"{pct(entry['rate'], lang)} (n={entry['n']})" if entry else "–"
@@ -324,10 +336,11 @@ def redteam_section(f: dict[str, Any], lang: str, tag: str) -> Section:
     cats = sorted({c for n in names for c in ck[n]["asr_by_category"] or {}})
     by_attack = [[a] + [rate((ck[n]["asr_by_attack"] or {}).get(a)) for n in names] for a in attacks]
     by_cat = [[c] + [rate((ck[n]["asr_by_category"] or {}).get(c)) for n in names] for c in cats]
-    groups = {t(n, lang): {a: v["rate"] for a, v in (ck[n]["asr_by_attack"] or {}).items()} for n in names}
+    grid = [[(ck[n]["asr_by_attack"] or {}).get(a, {}).get("rate") for n in names] for a in attacks]
     sec.blocks = [Para(t("redteam_explain", lang)), Para(f"{t('judge', lang)}: {r['primary_judge']}."),
                   Table(head, summary),
-                  Image(f"{tag}redteam_attacks", plots.bars(groups, t("plot_asr", lang), lang), t("plot_asr", lang)),
+                  Image(f"{tag}redteam_attacks", plots.heatmap(attacks, [t(n, lang) for n in names], grid,
+                                                               t("plot_asr", lang), lang), t("plot_asr", lang)),
                   Table([t("col_attack", lang)] + head[1:], by_attack),
                   Table([t("col_category", lang)] + head[1:], by_cat)]
     return sec
