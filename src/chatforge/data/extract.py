@@ -10,6 +10,7 @@ trafilatura is a flag away where precision matters more than throughput.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from chatforge.errors import ConfigError
 
@@ -67,6 +68,34 @@ def html_title(html: str | bytes) -> str:
 
     tree = HTMLTree.parse(html_to_str(html))
     return " ".join((tree.title or "").split())
+
+
+@dataclass(frozen=True)
+class Page:
+    """One HTML page as the readers keep it: its decoded markup, main text, title and the
+    language its markup declares."""
+
+    html: str
+    text: str
+    title: str
+    lang: str
+
+
+class UnparseablePage(Exception):
+    """The parser failed on a page (readers skip it and count it as unparseable_html)."""
+
+
+def extract_page(data: str | bytes, extractor: str = "resiliparse", charset: str | None = None) -> Page:
+    """Decode one page (`charset` from its HTTP header, if any) and extract its main text,
+    title and declared language: what the HTML and WARC readers both need."""
+    html = html_to_str(data, charset)
+    try:
+        text, title = extract_html(html, extractor), html_title(html)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a parser crash on one page must not stop a crawl
+        raise UnparseablePage(str(exc)) from None
+    return Page(html, text, title, html_lang(html))
 
 
 def _resiliparse(html: str) -> str:

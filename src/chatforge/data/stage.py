@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 from chatforge.config import Config
 from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
-from chatforge.data.mixture import check_mixture_sources, parse_mixture
 from chatforge.data.clean import run_data
+from chatforge.data.mixture import check_mixture_sources, parse_mixture
 from chatforge.data.sources import open_source
 from chatforge.errors import InputError
 from chatforge.runs import MetricsWriter, RunDir, atomic_write_json

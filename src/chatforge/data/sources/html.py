@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from chatforge.data.document import Document
-from chatforge.data.extract import extract_html, html_lang, html_title, html_to_str
+from chatforge.data.extract import UnparseablePage, extract_page
 from chatforge.data.sources.base import (
     COMPRESSION_ERRORS,
     DEFAULT_MAX_BYTES,
@@ -60,18 +60,16 @@ class HtmlSource(Source):
         if not _HTML_START.search(data[:4096]):
             self.skipped["empty" if not data.strip() else "non_html"] += 1
             return None
-        html = html_to_str(data)
         try:
-            text = extract_html(html, self.extractor)
-            title = html_title(html)
-        except Exception:  # noqa: BLE001 - a parser crash on one page must not stop the run
+            page = extract_page(data, self.extractor)
+        except UnparseablePage:
             self.skipped["unparseable_html"] += 1
             return None
-        if not self._checked(text):
+        if not self._checked(page.text):
             return None
-        canonical = _CANONICAL.search(html[:65536])
+        canonical = _CANONICAL.search(page.html[:65536])
         url = next((g for g in canonical.groups() if g), "") if canonical else ""
-        meta = {"title": title, "file": str(path), "extractor": self.extractor}
-        if lang := html_lang(html):
-            meta["language_hint"] = lang
-        return Document(doc_id(self.kind, path.resolve()), self.kind, text, url or str(path), meta)
+        meta = {"title": page.title, "file": str(path), "extractor": self.extractor}
+        if page.lang:
+            meta["language_hint"] = page.lang
+        return Document(doc_id(self.kind, path.resolve()), self.kind, page.text, url or str(path), meta)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from chatforge.data.document import Document
-from chatforge.data.extract import charset_of, extract_html, html_lang, html_title, html_to_str
+from chatforge.data.extract import UnparseablePage, charset_of, extract_page
 from chatforge.data.sources.base import (
     COMPRESSION_ERRORS,
     DEFAULT_MAX_BYTES,
@@ -333,24 +333,22 @@ class WarcSource(Source):
             self.skipped["non_html"] += 1
             return None
         try:
-            html = html_to_str(body, charset_of(content_type))
-            text = extract_html(html, self.extractor)
-            title = html_title(html)
-        except Exception:  # noqa: BLE001 - a parser crash on one page must not stop the crawl
+            page = extract_page(body, self.extractor, charset_of(content_type))
+        except UnparseablePage:
             self.skipped["unparseable_html"] += 1
             return None
-        if not self._checked(text):
+        if not self._checked(page.text):
             return None
         meta = _warc_fields(record) | {
             "content_type": content_type.split(";")[0].strip(),
             "http_status": int(status),
-            "title": title,
+            "title": page.title,
             "file": str(path),
             "offset": record.offset,
         }
-        if lang := html_lang(html):
-            meta["language_hint"] = lang
-        return Document(self._id(path, record), self.kind, text, _target_uri(record), meta)
+        if page.lang:
+            meta["language_hint"] = page.lang
+        return Document(self._id(path, record), self.kind, page.text, _target_uri(record), meta)
 
     def _conversion(self, path: Path, record: _Record) -> Document | None:
         text = decode_utf8(record.block)
