@@ -242,7 +242,7 @@ def redteam(cfg: Config, run: RunDir, probes_override: list[str] | None = None,
             entry["bias"] = bias.bias_report(pairs, items, bias.model_scorer(model, tok, rc.batch_size),
                                              bias.model_scorer(model, tok, rc.batch_size, per_token=True))
         report["checkpoints"][name] = entry
-        for a, text, i in zip(tried, texts, range(len(tried)), strict=True):
+        for i, (a, text) in enumerate(zip(tried, texts, strict=True)):
             answer_rows.append({"checkpoint": name, "attack": a.attack, "category": a.request.category,
                                 "source": a.request.source, "lang": a.request.lang, "harmful_request": a.request.harmful,
                                 "prompt": a.prompt, "answer": text,
