@@ -257,14 +257,3 @@ def read_conversations(
     if bad > stats.records / 2:
         raise InputError(f"{path}: {bad} of {stats.records} records are invalid, first: {stats.first_error}")
     return out, stats
-
-
-def read_many(paths: list[str | Path], fmt: str = "auto") -> tuple[list[Messages], list[ReadStats]]:
-    """Conversations of several files, in file order."""
-    convs: list[Messages] = []
-    stats = []
-    for p in paths:
-        c, s = read_conversations(p, fmt)
-        convs += c
-        stats.append(s)
-    return convs, stats

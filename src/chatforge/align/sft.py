@@ -121,7 +121,6 @@ class SFTData:
             raise InputError("no SFT conversation has an assistant token within the context length")
         self.x, self.y, self.lengths = build_rows(examples, seq_len + 1, tok.pad_id, pack)
         self.n_conversations = len(examples)
-        self.n_targets = int((self.y != IGNORE_INDEX).sum())
         self.seed = seed
         self._epoch: tuple[int, int, list[list[int]]] | None = None
 

@@ -316,8 +316,3 @@ def _top_up(w: _Writer, cfg: CorpusConfig, world: World) -> None:
                 title = turkish.capitalize(display(entity.name, entity.kind, lang), lang)
                 body = " ".join(w.state(f, lang) for f in w.rng.sample(lacking, len(lacking)))
                 w.add("encyclopedia", lang, f"{title}\n\n{body}")
-
-
-def pretrain_documents(world: World, cfg: CorpusConfig, seed: int) -> list[dict]:
-    """Plain-text pre-training documents: {"id", "source", "lang", "text"}."""
-    return pretrain_corpus(world, cfg, seed)[0]
