@@ -151,7 +151,7 @@ class MetricsWriter:
 
 
 class RunDir:
-    """Paths and manifests of one run directory (see DESIGN.md for the layout)."""
+    """Paths and manifests of one run directory (docs/architecture.md has the layout)."""
 
     def __init__(self, root: str | os.PathLike[str], restart: bool = False):
         self.root = Path(root)

@@ -49,7 +49,7 @@ DEVICES: dict[str, Device] = {
                "Jouppi et al. 2023 (TPU v4, ISCA): 275 TFLOP/s bf16, 32 GiB HBM, 192 W max",
                "Google Cloud TPU v4 on-demand list price, $3.22 per chip-hour"),
         Device("cpu", "one CPU core (fp32)", 0.0675, 4, 6.25, 0.045,
-               "135 GFLOP/s fp32 matmul measured on this 2-core machine (REFERENCE.md), halved "
+               "135 GFLOP/s fp32 matmul measured on a 2-core Xeon (AMX) machine, halved "
                "per core; 6.25 W = Xeon Platinum 8480+ 350 W TDP / 56 cores; 4 GB RAM per core",
                "AWS c7i on-demand, $0.0893/h for 2 vCPU = $0.045 per vCPU-hour"),
     )

@@ -3,7 +3,7 @@
 Each filter takes a text and returns the reason it fails (a short stable string that becomes a
 funnel counter) or None when the text passes; the C4 filter also rewrites the text, because
 C4 drops bad lines before judging the document. Thresholds come from `QualityConfig` (defaults
-are the published ones, see REFERENCE.md); per-language differences are the stop-word lists
+are the published ones: Rae et al. 2021, Raffel et al. 2020, Penedo et al. 2024); per-language differences are the stop-word lists
 below and `DataConfig.quality_overrides` ("tr:gopher_max_mean_word_len=12").
 """
 

