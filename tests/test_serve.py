@@ -351,15 +351,17 @@ def test_unknown_route_is_an_openai_404(server):
 
 def test_a_client_that_leaves_mid_stream_frees_its_slot_at_once(server):
     _wait_idle(server.scheduler)
+    steps = server.scheduler.steps
     body = {"model": "tiny", "messages": HELLO, "max_tokens": 120, "temperature": 1.0, "stream": True,
-            "stop": ["\x00never"]}
+            "stop": ["\x00never"], "ignore_eos": True}
     with httpx.Client(timeout=30) as http:
         with http.stream("POST", server.url + "/v1/chat/completions", json=body, headers=AUTH) as r:
             assert r.status_code == 200
             lines = r.iter_lines()
-            next(line for line in lines if line.startswith("data: "))
-            assert server.scheduler.load()[0] == 1
-    _wait_idle(server.scheduler, timeout=2.0)  # well before 120 tokens would have finished
+            next(line for line in lines if line.startswith("data: ") and '"content": ""' not in line)
+            assert server.scheduler.load() == (1, 0)  # generating
+    _wait_idle(server.scheduler, timeout=2.0)
+    assert server.scheduler.steps - steps < 100  # cut short: it would have run ~115 steps
     ok = _client(server).chat.completions.create(model="tiny", messages=HELLO, max_tokens=3)
     assert ok.choices[0].finish_reason in ("stop", "length")
 
@@ -387,6 +389,27 @@ class SlowBackend:
                 return
             job.on_token(Token(0, "x"))
         job.on_done(Completion(tokens=[0] * 200, text="x" * 200, finish_reason="length"))
+
+
+def test_a_cancelled_job_leaves_the_batch_at_the_next_step(parts):
+    model, tok = parts
+    sched = Scheduler(model, tok).start()
+    try:
+        seen, done = [], queue.Queue()
+        stay = Job([1, 2, 3], SamplingParams(max_new_tokens=60, stop_ids=()), lambda t: None, done.put, print)
+
+        def on_token(t, seen=seen):
+            seen.append(t)
+            if len(seen) == 3:
+                leave.cancel()
+
+        leave = Job([4, 5], SamplingParams(max_new_tokens=60, stop_ids=()), on_token, done.put, print)
+        sched.submit(stay)
+        sched.submit(leave)
+        assert len(done.get(timeout=30).tokens) == 60  # the other row is unaffected
+        assert len(seen) == 3 and done.empty()  # no token after the cancel, and no on_done
+    finally:
+        sched.close()
 
 
 def test_a_client_that_gives_up_on_a_whole_answer_has_its_job_cancelled(parts):
