@@ -1,0 +1,88 @@
+"""Evaluation throughput: the harness against one-request-at-a-time, measured in the same run.
+
+- log-likelihood (MMLU-style: a ~200-token 5-shot context, choices " A".." D"): the harness
+  batches items and computes each context once for its four choices; the baseline runs one
+  full forward over context + choice per (item, choice), as a naive evaluator does.
+- generation: the harness's batched engine calls against the same engine fed one prompt at a
+  time (greedy, fixed length so both generate the same number of tokens).
+Median of `--repeats` timings each; prints the ratios and writes bench/results/eval.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from chatforge.engine import SamplingParams
+from chatforge.eval.harness import EvalModel, LoglikRequest, generate, loglikelihoods
+from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.tokenizer.bpe import train_bpe
+
+
+def one_at_a_time(model: GPT, requests: list[LoglikRequest]) -> list[float]:
+    """Reference: a full forward per (context, choice); no batching, no shared context."""
+    out = []
+    with torch.inference_mode():
+        for r in requests:
+            for c in r.continuations:
+                seq = r.context + c
+                logp = model(torch.tensor([seq[:-1]])).log_softmax(-1)[0]
+                out.append(sum(float(logp[len(r.context) - 1 + k, c[k]]) for k in range(len(c))))
+    return out
+
+
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--items", type=int, default=48)
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    tok = train_bpe(["The following are multiple choice questions (with answers) about rivers.\n"] * 20, 512)
+    model = GPT(GPTConfig(vocab_size=4096, n_layer=4, n_embd=256, n_head=4, n_kv_head=4, seq_len=256)).eval()
+    g = torch.Generator().manual_seed(1)
+    reqs = [LoglikRequest(torch.randint(0, 4096, (200,), generator=g).tolist(),
+                          [[int(t)] for t in torch.randint(0, 4096, (4,), generator=g)]) for _ in range(args.items)]
+    em = EvalModel(model, tok, batch_size=32)
+    fast = [ll for scores in loglikelihoods(em, reqs) for ll, _ in scores]
+    slow = one_at_a_time(model, reqs)
+    assert max(abs(a - b) for a, b in zip(fast, slow, strict=True)) < 1e-3, "harness disagrees with the reference"
+    t_fast = timed(lambda: loglikelihoods(em, reqs), args.repeats)
+    t_slow = timed(lambda: one_at_a_time(model, reqs), args.repeats)
+    prompts = [torch.randint(0, 4096, (int(n),), generator=g).tolist()
+               for n in torch.randint(20, 120, (args.prompts,), generator=g)]
+    params = SamplingParams(max_new_tokens=args.new_tokens, stop_ids=())  # no stop: equal lengths
+    one = EvalModel(model, tok, batch_size=1)
+    t_gen = timed(lambda: generate(em, prompts, params), args.repeats)
+    t_gen1 = timed(lambda: generate(one, prompts, params), args.repeats)
+    n_tok = args.prompts * args.new_tokens
+    result = {
+        "loglik_requests_per_s": args.items / t_fast, "loglik_requests_per_s_one_at_a_time": args.items / t_slow,
+        "loglik_speedup": t_slow / t_fast,
+        "gen_tokens_per_s": n_tok / t_gen, "gen_tokens_per_s_one_at_a_time": n_tok / t_gen1,
+        "gen_speedup": t_gen1 / t_gen, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
+    }
+    for k, v in result.items():
+        print(f"{k:40s} {v:10.2f}" if isinstance(v, float) else f"{k:40s} {v}")
+    out = Path(__file__).parent / "results" / "eval.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
