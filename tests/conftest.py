@@ -24,3 +24,33 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present")
     return path
+
+
+def chatforge_cli(*args: str, env: dict | None = None, timeout: float = 1800, cwd=None):
+    """`python -m chatforge ARGS` in a subprocess (wide console, so one-line messages stay whole)."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "chatforge", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One `chatforge run --preset smoke` for the whole session (every stage on a tiny model).
+    Tests read it; a test that changes a run works on a copy (`copy_run`)."""
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    done = chatforge_cli("run", "--preset", "smoke", "--run-dir", str(run_dir))
+    assert done.returncode == 0, done.stderr[-4000:]
+    (run_dir / "run.log").write_text(done.stderr)
+    (run_dir / "run.json").write_text(done.stdout.strip().splitlines()[-1])
+    return run_dir
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A private copy of a run directory (links resolved), for tests that change it."""
+    import shutil
+
+    shutil.copytree(src, dst, symlinks=False)
+    return dst

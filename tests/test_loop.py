@@ -162,3 +162,27 @@ def test_checkpoints_of_every_kind_load_with_one_function(tmp_path):
     assert isinstance(loaded, GPT)
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_an_unwritable_output_fails_before_training(tmp_path):
+    from chatforge.errors import RunDirError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    calls = []
+    task = _lm_task(_model())
+    task.between_steps = lambda m, s: calls.append(s)
+    with pytest.raises(RunDirError, match="cannot write checkpoints"):
+        _train(task, TrainConfig(max_steps=2), blocker / "ckpt")
+    assert calls == []  # no step ran
+
+
+def test_chat_says_which_model_answers_while_a_newer_stage_has_no_complete_save(tmp_path):
+    from chatforge.serve.chat_cli import find_checkpoint
+
+    _train(_lm_task(_model()), TrainConfig(max_steps=1), tmp_path / "checkpoints" / "pretrain")
+    sft = tmp_path / "checkpoints" / "sft"
+    (sft / ".step-0000100-abc.tmp").mkdir(parents=True)  # killed during its first save
+    path, note = find_checkpoint(tmp_path)
+    assert path.name == "pretrain" and "sft" in note and "no complete save" in note
+    assert isinstance(load_checkpoint(path), GPT)

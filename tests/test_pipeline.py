@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_run
 
 from chatforge.config import load_config
 from chatforge.model.checkpoint import resolve_checkpoint
@@ -26,14 +27,15 @@ def _run(run_dir: Path, *overrides: str) -> tuple[dict, str]:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> tuple[Path, dict, str]:
-    run_dir = tmp_path_factory.mktemp("runs") / "smoke"
-    summary, log = _run(run_dir)
-    return run_dir, summary, log
+def pipeline_run(smoke_run, tmp_path_factory) -> tuple[Path, dict, str]:
+    """A copy of the session's smoke run (these tests re-run it with other settings), with its
+    final JSON line and log."""
+    run_dir = copy_run(smoke_run, tmp_path_factory.mktemp("runs") / "smoke")
+    return run_dir, json.loads((smoke_run / "run.json").read_text()), (smoke_run / "run.log").read_text()
 
 
-def test_every_stage_completes_with_manifest_and_artifacts(smoke_run):
-    run_dir, summary, _ = smoke_run
+def test_every_stage_completes_with_manifest_and_artifacts(pipeline_run):
+    run_dir, summary, _ = pipeline_run
     run = RunDir(run_dir)
     cfg = load_config("smoke")
     for stage, key in stage_keys(cfg).items():
@@ -51,8 +53,8 @@ def test_every_stage_completes_with_manifest_and_artifacts(smoke_run):
     assert not list(run_dir.rglob("*.tmp")), "a temp file was left behind"
 
 
-def test_second_run_skips_everything(smoke_run):
-    run_dir, _, _ = smoke_run
+def test_second_run_skips_everything(pipeline_run):
+    run_dir, _, _ = pipeline_run
     before = {p: p.stat().st_mtime_ns for p in (run_dir / "checkpoints").rglob("*") if p.is_file()}
     _, log = _run(run_dir)
     assert "up to date" in log
@@ -61,8 +63,8 @@ def test_second_run_skips_everything(smoke_run):
     assert before == after
 
 
-def test_changing_pretrain_config_reruns_only_downstream(smoke_run):
-    run_dir, _, _ = smoke_run
+def test_changing_pretrain_config_reruns_only_downstream(pipeline_run):
+    run_dir, _, _ = pipeline_run
     cfg_a = load_config("smoke")
     cfg_b = load_config("smoke", ["pretrain.train.max_steps=31"])
     a, b = stage_keys(cfg_a), stage_keys(cfg_b)
@@ -79,8 +81,8 @@ def _run_fails(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
 
 
-def test_editing_an_sft_data_file_reruns_sft_and_nothing_upstream(smoke_run, tmp_path):
-    run_dir, _, _ = smoke_run
+def test_editing_an_sft_data_file_reruns_sft_and_nothing_upstream(pipeline_run, tmp_path):
+    run_dir, _, _ = pipeline_run
     extra = tmp_path / "extra.jsonl"
     conv = {"messages": [{"role": "user", "content": "What is the answer?"},
                          {"role": "assistant", "content": "Forty-two."}]}

@@ -7,16 +7,14 @@ from __future__ import annotations
 import http.server
 import json
 import math
-import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_file
+from conftest import chatforge_cli, copy_run, shared_file
 
 from chatforge.align.dpo import dpo_loss
 from chatforge.align.judges import HTTPJudge, RuleJudge, agreement
@@ -146,17 +144,13 @@ def test_the_http_judge_asks_an_openai_compatible_endpoint():
         server.shutdown()
 
 
-def _chatforge(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chatforge", *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"}, cwd=cwd)
+def _chatforge(*args, env=None) -> subprocess.CompletedProcess:
+    return chatforge_cli(*args, env=env)
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("rlhf") / "run"
-    done = _chatforge("run", "--preset", "smoke", "--run-dir", str(run_dir))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return run_dir
+@pytest.fixture
+def smoke(smoke_run) -> Path:
+    return smoke_run
 
 
 def test_the_smoke_run_collects_pairs_and_trains_a_reward_model_and_dpo(smoke):
@@ -175,8 +169,7 @@ def test_the_smoke_run_collects_pairs_and_trains_a_reward_model_and_dpo(smoke):
 def test_real_preference_files_import_and_train_a_reward_model_and_dpo(smoke, tmp_path):
     hh = shared_file("hh-rlhf", "helpful-base-test.jsonl.gz")
     lf = shared_file("llamafactory-demo", "dpo_en_demo.json")
-    run_dir = tmp_path / "run"
-    shutil.copytree(smoke, run_dir)
+    run_dir = copy_run(smoke, tmp_path / "run")
     for path, fmt in ((hh, "hh-rlhf"), (lf, "llamafactory")):
         done = _chatforge("prefs", "import", str(run_dir), str(path), "--format", fmt)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -187,3 +180,27 @@ def test_real_preference_files_import_and_train_a_reward_model_and_dpo(smoke, tm
         assert done.returncode == 0, done.stderr[-3000:]
         metrics = json.loads(done.stdout.strip().splitlines()[-1])[stage]
         assert metrics["train_pairs"] > 2000 and metrics["steps"] == 3
+
+
+def _final_metrics(run_dir: Path, stage: str) -> dict:
+    return read_json(run_dir / "eval" / f"{stage}.json")
+
+
+def test_kill_9_during_ppo_then_rerun_ends_with_the_uninterrupted_metrics(smoke, tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for copy in (straight, killed):
+        copy_run(smoke, copy)
+        shutil.rmtree(copy / "checkpoints" / "ppo")  # train from SFT, not from the smoke run's PPO
+    args = ["--algo", "ppo", "ppo.train.max_steps=12", "ppo.train.checkpoint_every=4",
+            "ppo.train.eval_every=100"]
+    done = _chatforge("rlhf", "--run-dir", str(straight), *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # dies as kill -9 would, right after its first save
+    died = _chatforge("rlhf", "--run-dir", str(killed), *args, env={"CHATFORGE_FAULT": "switched"})
+    assert died.returncode == 137, died.stderr[-2000:]
+    again = _chatforge("rlhf", "--run-dir", str(killed), *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming ppo from step 4" in again.stderr
+    a, b = _final_metrics(straight, "ppo"), _final_metrics(killed, "ppo")
+    for key in ("rm_score", "kl_to_sft", "last_score", "last_kl", "last_pg_loss", "last_value_loss"):
+        assert b[key] == pytest.approx(a[key], abs=1e-6), key
