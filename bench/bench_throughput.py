@@ -4,7 +4,9 @@ MFU = achieved FLOP/s / peak, with FLOPs per token = 6 N + 12 L H hd T (PaLM app
 The peak is measured here, interleaved with the training repeats, so both see the same machine
 state; spread over repeats is reported (modded-nanogpt's rule: no figure without its spread).
 Steps run as the training loop runs them: compiled when the preset says `pretrain.train.compile`
-(compile time reported apart), the same optimizers, clipping, fused loss and allocator setting.
+(compile time reported apart), autocast to the dtype `pretrain.train.precision` picks (bf16 on
+CPUs with AMX / AVX512-BF16), the same optimizers, clipping, fused loss and allocator setting;
+the peak is measured in that dtype.
 
     python bench/bench_throughput.py [--preset cpu] [--repeats 10] [--steps 20]   # ~2.5 min
 """
@@ -20,7 +22,12 @@ from pathlib import Path
 import torch
 
 from chatforge.config import load_config
-from chatforge.device import keep_cpu_memory_mapped, measure_cpu_matmul_peak
+from chatforge.device import (
+    autocast,
+    compute_dtype,
+    keep_cpu_memory_mapped,
+    measure_cpu_matmul_peak,
+)
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.train.optim import build_optimizers
 
@@ -33,8 +40,9 @@ class Stepper:
     def __init__(self, model: GPT, cfg):
         keep_cpu_memory_mapped()  # as the training loop does on a CPU
         self.model, self.cfg = model, cfg
+        self.dtype = compute_dtype(torch.device("cpu"), cfg.pretrain.train.precision)
         self.forward = torch.compile(model) if cfg.pretrain.train.compile else model
-        self.optimizers = build_optimizers(model, cfg.pretrain)
+        self.optimizers = build_optimizers(model, cfg.pretrain.train)
         b, t = cfg.pretrain.train.batch_size, model.cfg.seq_len
         self.x = torch.randint(0, model.cfg.vocab_size, (b, t + 1), generator=torch.Generator().manual_seed(0))
         t0 = time.perf_counter()
@@ -44,7 +52,9 @@ class Stepper:
 
     def step(self) -> None:
         for _ in range(self.cfg.pretrain.train.grad_accum):
-            self.forward(self.x[:, :-1], targets=self.x[:, 1:]).backward()
+            with autocast(torch.device("cpu"), self.dtype):
+                loss = self.forward(self.x[:, :-1], targets=self.x[:, 1:])
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.pretrain.train.grad_clip)
         for o in self.optimizers:
             o.step()
@@ -72,7 +82,7 @@ def main() -> None:
     stepper = Stepper(model, cfg)
     peaks, tps, mfus = [], [], []
     for _ in range(args.repeats):
-        peak = measure_cpu_matmul_peak()
+        peak = measure_cpu_matmul_peak(dtype=stepper.dtype)
         rate = stepper.tokens_per_s(args.steps)
         peaks.append(peak)
         tps.append(rate)
@@ -86,6 +96,7 @@ def main() -> None:
         "batch_tokens": cfg.pretrain.train.batch_size * cfg.model.seq_len,
         "optimizer": cfg.pretrain.train.optimizer,
         "compile": cfg.pretrain.train.compile,
+        "dtype": str(stepper.dtype).replace("torch.", ""),
         "warmup_s": stepper.warmup_s,
         "matmul_peak_gflops": [p / 1e9 for p in peaks],
         "tokens_per_s": tps,

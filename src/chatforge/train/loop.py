@@ -68,7 +68,14 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from chatforge.config import RESUMABLE, TrainConfig
-from chatforge.device import autocast, compute_dtype, keep_cpu_memory_mapped, peak_flops
+from chatforge.cost.hardware import get_device
+from chatforge.device import (
+    autocast,
+    compute_dtype,
+    device_name,
+    keep_cpu_memory_mapped,
+    peak_flops,
+)
 from chatforge.errors import ChatforgeError, ConfigError, RunDirError
 from chatforge.model.checkpoint import LATEST, load_weights, save_model
 from chatforge.model.gpt import Block
@@ -129,6 +136,23 @@ def init_distributed(device: torch.device | None = None) -> Dist:
         cuda = device is not None and device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size())
+
+
+PLANNING_MFU = 0.4  # assumed for the estimate printed at the start (nanochat-level on H100s)
+
+
+def expected_run(steps: int, tokens_per_step: int, flops_per_token: float, peak: float,
+                 devices: int, gpu_name: str | None) -> str:
+    """The expected wall time (and, on a GPU in the cost table, its rental cost) of a run of
+    `steps`, at PLANNING_MFU of the peak on every device: printed before training starts."""
+    tokens = steps * tokens_per_step
+    hours = tokens * flops_per_token / (PLANNING_MFU * peak * devices) / 3600
+    line = (f"{steps:,} steps x {tokens_per_step:,} tokens = {tokens / 1e9:.3g}B tokens; at "
+            f"{PLANNING_MFU:.0%} MFU of {peak / 1e12:.3g} TFLOP/s x {devices}: expected {hours:.3g} h")
+    if gpu_name:
+        spec = get_device(gpu_name)
+        line += f", about ${hours * devices * spec.usd_per_hour:,.0f} ({spec.key} at ${spec.usd_per_hour:.2f}/h)"
+    return line
 
 
 def barrier(ddp: Dist) -> None:
@@ -415,6 +439,11 @@ class Trainer:
             # The time budget includes compiling: it pays off only for runs of minutes.
             console.print(f"[dim]{stage}: torch.compile on; the first step compiles (10-60 s)[/dim]")
         self.peak = peak_flops(device, self.dtype)  # of the dtype the matmuls run in
+        if self.ddp.main and cfg.time_budget == 0 and self.run.step < cfg.max_steps:
+            gpu = device_name("cuda") if device.type == "cuda" else None
+            plan = expected_run(cfg.max_steps - self.run.step, task.tokens_per_batch * cfg.grad_accum,
+                                task.flops_per_token, self.peak, self.ddp.world, gpu)
+            console.print(f"[dim]{stage}: {plan}[/dim]")
         self.eval_result: dict[str, float] = {}
         self.evaluated_step, self.saved_step = -1, self.run.step
         self.train_time = 0.0
