@@ -17,6 +17,11 @@ from chatforge.pipeline import stage_keys
 from chatforge.runs import RunDir
 
 
+# Re-runs in these tests leave out the stages after SFT: what they check ends there, and each of
+# those stages costs as much again as the rest of a smoke run.
+LIGHT = ("prefs.enabled=false", "eval.enabled=false", "redteam.enabled=false", "report.enabled=false")
+
+
 def _run(run_dir: Path, *overrides: str) -> tuple[dict, str]:
     cmd = [sys.executable, "-m", "chatforge", "run", "--preset", "smoke", "--run-dir", str(run_dir),
            *overrides]
@@ -71,7 +76,7 @@ def test_changing_pretrain_config_reruns_only_downstream(pipeline_run):
     changed = {s for s in a if a[s] != b[s]}
     assert "pretrain" in changed and "corpus" not in changed and "tokenizer" not in changed
     tokenizer_mtime = (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns
-    summary, log = _run(run_dir, "pretrain.train.max_steps=31")
+    summary, log = _run(run_dir, "pretrain.train.max_steps=31", *LIGHT)
     assert summary["stages"]["pretrain"]["steps"] == 31
     assert (run_dir / "tokenizer" / "tokenizer.json").stat().st_mtime_ns == tokenizer_mtime
 
@@ -87,13 +92,13 @@ def test_editing_an_sft_data_file_reruns_sft_and_nothing_upstream(pipeline_run, 
     conv = {"messages": [{"role": "user", "content": "What is the answer?"},
                          {"role": "assistant", "content": "Forty-two."}]}
     extra.write_text(json.dumps(conv) + "\n")
-    _, log = _run(run_dir, f"sft.data={extra}", "--restart")
+    _, log = _run(run_dir, f"sft.data={extra}", "--restart", *LIGHT)
     pretrain_ckpt = resolve_checkpoint(run_dir / "checkpoints" / "pretrain")
     sft_before = resolve_checkpoint(run_dir / "checkpoints" / "sft")
     extra.write_text(json.dumps(conv).replace("Forty-two", "Forty-three") + "\n")
-    refused = _run_fails(run_dir, f"sft.data={extra}")
+    refused = _run_fails(run_dir, f"sft.data={extra}", *LIGHT)
     assert refused.returncode == 2 and "--restart" in refused.stderr and "data" in refused.stderr
-    _, log = _run(run_dir, f"sft.data={extra}", "--restart")
+    _, log = _run(run_dir, f"sft.data={extra}", "--restart", *LIGHT)
     for stage in ("corpus", "data", "tokenizer", "tokens", "pretrain"):
         assert f"= {stage}: up to date" in log, stage
     assert "✓ sft" in log

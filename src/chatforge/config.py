@@ -276,6 +276,7 @@ class DPOConfig:
 class EvalConfig:
     """The pipeline's eval stage (stage 6): built-in held-out sets; see chatforge.eval.stage."""
 
+    enabled: bool = True
     limit: int = at_least(1, 48)  # items per built-in set and checkpoint (cpu preset: ~60 s in all)
     batch_size: int = at_least(1, 64)  # requests per forward pass
     max_new_tokens: int = at_least(1, 96)  # word problems and code; fact answers get 48

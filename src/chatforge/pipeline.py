@@ -65,6 +65,7 @@ STAGES: list[Stage] = [
     # Last: it scores every checkpoint present (base, sft, dpo, ppo, grpo), so its key follows
     # each of those stages that is on; a stage added later goes above it.
     Stage("eval", eval_stage.run, ("eval",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),
+          enabled=lambda cfg: cfg.eval.enabled,
           help="built-in held-out benchmarks of every checkpoint side by side; eval/scoreboard.json"),
     # Scores every checkpoint present, like eval; stays last so its key follows each of them.
     Stage("redteam", redteam.run_stage, ("redteam",), ("corpus", "pretrain", "sft", "dpo", "ppo", "grpo"),

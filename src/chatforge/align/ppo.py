@@ -312,3 +312,27 @@ def _summary(stage: str, r: dict) -> str:
 
 def _round_up(n: int, multiple: int) -> int:
     return max(multiple, -(-n // multiple) * multiple)
+
+
+def reward_and_kl(run: RunDir, cfg: Config, checkpoints: dict[str, str]) -> dict[str, dict[str, float]]:
+    """For the scoreboard: each checkpoint's reward-model score (mean and std over greedy
+    answers to the held-out RL prompts) and, for the RL checkpoints, the mean per-answer KL
+    to the SFT model. Empty when the run has no reward model. `checkpoints`: name -> stage."""
+    rm_dir = run.checkpoint("reward")
+    if not (rm_dir / "LATEST").is_file():
+        return {}
+    device = pick_device(cfg.run.device)
+    tok = load_tokenizer(run.tokenizer)
+    rm = load_checkpoint(rm_dir, device).eval()
+    _, heldout = rl_prompts(run, cfg)
+    sft = load_model(run.checkpoint("sft"), device).eval() if "sft" in checkpoints else None
+    out: dict[str, dict[str, float]] = {}
+    for name, stage in checkpoints.items():
+        model = load_model(run.checkpoint(stage), device).eval()
+        answers = heldout_answers(model, tok, heldout, cfg.ppo.max_new_tokens)
+        scores = torch.tensor(reward_scores(rm, tok, heldout, [c.text for c in answers]))
+        out[name] = {"rm_score": float(scores.mean()), "rm_score_std": float(scores.std())}
+        if sft is not None and stage not in ("pretrain", "sft"):
+            out[name]["kl_to_sft"] = answer_kl(model, sft, tok, heldout, cfg.ppo.temperature,
+                                               cfg.ppo.max_new_tokens, cfg.run.seed)
+    return out

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from chatforge.align.ppo import reward_and_kl
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.engine import SamplingParams
@@ -304,6 +305,9 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
                                  samples=e.samples)
         summary[name] = write_results(run.root / "eval", name, results)
         entries[name] = scoreboard_entry(summary[name])
+    # With a reward model: its score of every checkpoint's answers, and the RL ones' KL to SFT.
+    for name, extra in reward_and_kl(run, cfg, {n: CHECKPOINTS[n] for n in present}).items():
+        entries[name].update(extra)
     board = update_scoreboard(run.root / "eval", entries)
     console.print(side_by_side(board, present))
     head = ", ".join(f"{n} qa {entries[n].get('qa_exact_match', math.nan):.1%}" for n in present)
