@@ -98,6 +98,8 @@ def run(
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports
     run.link_latest()
+    if "report" in manifests:  # where to look first, also when the report was up to date
+        err.print(f"report: {run.path(manifests['report'].get('outputs', {}).get('html', 'report/index.html'))}")
     summary = {name: m.get("metrics", {}) for name, m in manifests.items()}
     typer.echo(json.dumps({"run_dir": str(run.root), "stages": summary}, default=float))
 

@@ -60,10 +60,11 @@ h1{font-size:1.7rem;margin:.5rem 0 1rem}
 h2{font-size:1.3rem;margin:2rem 0 .6rem;border-bottom:2px solid #cbd5e0;padding-bottom:.2rem}
 h3{font-size:1.05rem;margin:1.2rem 0 .4rem}
 section{background:#fff;border-radius:8px;padding:.2rem 1.2rem 1rem;margin:1rem 0;
-box-shadow:0 1px 2px rgba(0,0,0,.08)}
+box-shadow:0 1px 2px rgba(0,0,0,.08);overflow-x:auto}
 section.absent{background:#edf2f7;color:#4a5568}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #e2e8f0;padding:.25rem .55rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #e2e8f0;padding:.25rem .55rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
 th{background:#edf2f7}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f1f5f9;padding:.6rem;border-radius:6px;white-space:pre-wrap;font-size:.85rem}
@@ -100,7 +101,8 @@ def _html_blocks(blocks: Sequence[Block]) -> str:
                     f'<td class="n">{html.escape(c)}</td>' if _numeric(c) else f"<td>{html.escape(c)}</td>"
                     for c in row) + "</tr>"
                 for row in b.rows)
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            thead = f"<thead><tr>{head}</tr></thead>" if any(b.head) else ""
+            out.append(f"<table>{thead}<tbody>{rows}</tbody></table>")
         else:
             data = base64.b64encode(b.png).decode()
             out.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(b.alt)}">')

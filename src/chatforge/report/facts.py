@@ -31,7 +31,7 @@ from chatforge.tokenizer.chat import render_prompt
 # The seed's order; stages a later issue adds (ppo, grpo) have their place already, and a
 # manifest of a stage not listed here is shown after them.
 STAGE_ORDER = ("corpus", "data", "tokenizer", "tokens", "pretrain", "sft", "prefs", "reward",
-               "dpo", "ppo", "grpo", "eval", "redteam", "report")
+               "dpo", "ppo", "grpo", "eval", "redteam")
 # Checkpoint name (as eval and redteam call it) <- checkpoints/<stage>.
 CHECKPOINTS = {"base": "pretrain", "sft": "sft", "dpo": "dpo", "ppo": "ppo", "grpo": "grpo"}
 TOKENIZER_PHRASES = ("Merhaba dünya", "Hello world")
@@ -94,7 +94,8 @@ def environment() -> dict[str, Any]:
 
 def stages(run: RunDir) -> list[dict[str, Any]]:
     """Every manifest in the seed's order, others after them."""
-    names = [p.stem for p in sorted(run.path("manifests").glob("*.json"))]
+    # The report's own manifest is "running" while it is written: it is no figure of the run.
+    names = [p.stem for p in sorted(run.path("manifests").glob("*.json")) if p.stem != "report"]
     ordered = [n for n in STAGE_ORDER if n in names] + [n for n in names if n not in STAGE_ORDER]
     out = []
     for name in ordered:

@@ -93,7 +93,8 @@ def env_section(f: dict[str, Any], lang: str) -> Section:
 def stages_section(f: dict[str, Any], lang: str, expected: tuple[str, ...]) -> Section:
     done = {s["name"]: s for s in f["stages"]}
     order = list(expected) + [n for n in done if n not in expected]
-    rows, absent = [], []
+    rows: list[list[str]] = []
+    absent: list[str] = []
     for name in order:
         s = done.get(name)
         if s is None:

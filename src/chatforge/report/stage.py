@@ -16,7 +16,7 @@ from chatforge.report.i18n import LANGS, t
 from chatforge.runs import RunDir, atomic_write_bytes, atomic_write_text
 from chatforge.stage import StageResult
 
-EXPECTED = tuple(n for n in facts.STAGE_ORDER if n != "report")
+EXPECTED = facts.STAGE_ORDER
 
 
 def build_report(run_dir: str | Path, *, lang: str = "en", compare: str | Path | None = None,
