@@ -4,9 +4,13 @@ Reference: nanoGPT's README CPU recipe (char-level, 4 layers, 4 heads, 128 wide,
 batch 12, 2000 iterations, lr 1e-3, dropout 0), run here through chatforge's own trainer with
 a byte-level tokenizer (tinyshakespeare is ASCII, so bytes are characters). nanoGPT itself
 reports val loss 1.88 nats/char (2.72 bits per byte) in about 154 s on this machine.
-Candidate: `chatforge pretrain --time-budget 150` with the default preset.
+Candidate: `chatforge pretrain --time-budget 150` with the default preset, whose matmuls run
+in bf16 autocast where the CPU has fast bf16 (train.precision=auto; AMX or AVX512-BF16).
+The figure is for the whole command (tokenizer, compile, training, evaluation); on a shared
+machine it moves with the load, so `--repeats` runs the candidate several times and reports
+the mean and spread (modded-nanogpt's rule).
 
-    python bench/bench_pretrain.py [--budget 150] [--skip-reference] [--quick]
+    python bench/bench_pretrain.py [--budget 150] [--repeats 3] [--skip-reference] [--quick]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +36,7 @@ NANOGPT_CPU_RECIPE = [
     "pretrain.train.min_lr_ratio=0.1", "pretrain.train.beta2=0.99", "pretrain.train.weight_decay=0.1",
     "pretrain.train.optimizer=adamw", "pretrain.train.time_budget=0", "pretrain.train.eval_every=100000",
     "pretrain.train.checkpoint_every=100000",
+    "pretrain.train.precision=fp32",  # nanoGPT's CPU recipe trains in fp32
 ]
 
 
@@ -52,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=150.0)
     ap.add_argument("--skip-reference", action="store_true", help="candidate only")
+    ap.add_argument("--repeats", type=int, default=1, help="candidate runs, for the spread")
     ap.add_argument("--quick", action="store_true", help="10 s budgets, to check the script runs")
     ap.add_argument("overrides", nargs="*", help="extra overrides for the candidate")
     args = ap.parse_args()
@@ -63,29 +70,38 @@ def main() -> None:
         reference = None
         if not args.skip_reference:
             reference = pretrain(Path(tmp) / "ref", ["--max-steps", str(ref_steps), *NANOGPT_CPU_RECIPE])
-        ours = pretrain(Path(tmp) / "ours", ["--time-budget", str(budget), "--max-steps", "1000000",
-                                            "pretrain.train.eval_every=100000", *CANDIDATE, *args.overrides])
+        runs = [pretrain(Path(tmp) / f"ours-{i}", ["--time-budget", str(budget), "--max-steps", "1000000",
+                                                   "pretrain.train.eval_every=100000", *CANDIDATE, *args.overrides])
+                for i in range(args.repeats)]
+    ours = runs[0]
+    bpbs = [r["val_bpb"] for r in runs]
     readme_bpb = NANOGPT_README_NATS / math.log(2)
     result = {
         "budget_s": budget,
         "candidate_overrides": CANDIDATE + args.overrides,
         "ours": ours,
+        "ours_val_bpb_runs": bpbs,
+        "ours_val_bpb_mean": statistics.mean(bpbs),
+        "ours_val_bpb_stdev": statistics.stdev(bpbs) if len(bpbs) > 1 else 0.0,
+        "ours_wall_s_runs": [r["wall_s"] for r in runs],
         "nanogpt_recipe_in_chatforge": reference,
         "nanogpt_readme_val_bpb": readme_bpb,
-        "ours_vs_readme_bpb_ratio": ours["val_bpb"] / readme_bpb,
-        "target_bpb": 2.2,
+        "ours_vs_readme_bpb_ratio": statistics.mean(bpbs) / readme_bpb,
+        "target_bpb": 2.05,
     }
     if reference:
-        result["ours_vs_reference_bpb_ratio"] = ours["val_bpb"] / reference["val_bpb"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        result["ours_vs_reference_bpb_ratio"] = statistics.mean(bpbs) / reference["val_bpb"]
+    out = RESULTS.with_name("pretrain_vs_nanogpt-quick.json") if args.quick else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     if reference:
         print(f"nanoGPT CPU recipe (in chatforge): {reference['val_bpb']:.3f} bits/byte "
               f"in {reference['wall_s']:.0f} s")
     print(f"nanoGPT README:                    {readme_bpb:.3f} bits/byte in ~154 s")
-    print(f"chatforge pretrain ({budget:.0f} s budget):  {ours['val_bpb']:.3f} bits/byte in "
+    print(f"chatforge pretrain ({budget:.0f} s budget):  {result['ours_val_bpb_mean']:.3f} "
+          f"± {result['ours_val_bpb_stdev']:.3f} bits/byte over {len(bpbs)} run(s), "
           f"{ours['wall_s']:.0f} s wall, {ours['tokens_per_s']:,.0f} tok/s, MFU {ours['mfu']:.0%}")
-    print(f"ratio ours / nanoGPT README: {result['ours_vs_readme_bpb_ratio']:.3f} (target: 2.2 bpb)")
+    print(f"ratio ours / nanoGPT README: {result['ours_vs_readme_bpb_ratio']:.3f} (target: 2.05 bpb)")
 
 
 if __name__ == "__main__":
