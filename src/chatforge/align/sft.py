@@ -224,7 +224,12 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     device = pick_device(cfg.run.device)
     base_dir = run.checkpoint("pretrain")
     tok = load_tokenizer(run.tokenizer)
-    train_files = [run.corpus / "sft_train.jsonl"] + [Path(p) for p in cfg.sft.data]
+    # The corpus's conversations, its safety set when it has one (refusals of harmful requests
+    # and help with their benign look-alikes), then the user's files.
+    safety = run.corpus / "eval" / "safety_sft_train.jsonl"
+    corpus_files = [run.corpus / "sft_train.jsonl"] + ([safety] if safety.is_file() else [])
+    user_files = [Path(p) for p in cfg.sft.data]
+    train_files = corpus_files + user_files
     heldout_file = run.corpus / "sft_heldout.jsonl"
     for p in [*train_files, heldout_file]:
         if not p.is_file():
@@ -255,8 +260,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     samples = [q["question"] for q in questions[:3]]
     task = make_task(model, tok, data, held, tcfg, samples, cfg.sft.mix_pretrain, pretrain_shards)
     ident = identity(tcfg, seed=cfg.run.seed, mix_pretrain=cfg.sft.mix_pretrain, pack=cfg.sft.pack,
-                     data=files_digest(train_files[1:]))
-    upstream = {"corpus": files_digest(train_files[:1]),
+                     data=files_digest(user_files))
+    upstream = {"corpus": files_digest(corpus_files),
                 "base": files_digest([resolve_checkpoint(base_dir) / "model.safetensors"])}
     result = train(task, tcfg, run.checkpoint("sft"), run.metrics("sft"), seed=cfg.run.seed, ident=ident,
                    upstream=upstream, device=device, console=console, stage="sft", restart=run.restart)
