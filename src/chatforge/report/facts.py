@@ -253,6 +253,7 @@ def collect(run_dir: str | Path, *, cost_preset: str = "gpt4", max_new_tokens: i
     if not (root / "manifests").is_dir():
         raise RunDirError(f"{root}: not a run directory (no manifests/); run `chatforge run` first")
     run = RunDir(root)
+    cost = cost_facts(run, cost_preset)  # first: a bad preset fails before any generation
     config = read_config(run)
     ckpts = present_checkpoints(run)
     prompts = example_prompts(run)
@@ -291,7 +292,7 @@ def collect(run_dir: str | Path, *, cost_preset: str = "gpt4", max_new_tokens: i
                                                       "curves": curves(run, "grpo")},
         "eval": eval_facts(run),
         "redteam": redteam_facts(run),
-        "cost": cost_facts(run, cost_preset),
+        "cost": cost,
     }
 
 

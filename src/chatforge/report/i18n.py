@@ -143,6 +143,14 @@ TEXT: dict[str, dict[str, str]] = {
     "col_bytes_in": {"en": "Bytes read", "tr": "Okunan bayt"},
     "col_bytes_out": {"en": "Bytes kept", "tr": "Kalan bayt"},
     "col_retention": {"en": "Kept", "tr": "Kalan oran"},
+    "gpt3_mix": {
+        "en": "For scale, the mix GPT-3 was trained on (its paper's table 2.2): most of it filtered Common "
+              "Crawl, with smaller, cleaner sources shown to the model more often than their size.",
+        "tr": "Ölçek vermesi için GPT-3'ün eğitildiği karışım (makalesindeki tablo 2.2): büyük kısmı "
+              "filtrelenmiş Common Crawl; daha küçük ve temiz kaynaklar ise boyutlarının hak ettiğinden "
+              "daha sık gösterilmiş.",
+    },
+    "col_share": {"en": "Share of training", "tr": "Eğitimdeki payı"},
     "h_funnel": {"en": "The cleaning funnel", "tr": "Temizlik hunisi"},
     "col_step": {"en": "Step", "tr": "Adım"},
     "col_docs": {"en": "Documents", "tr": "Belge"},

@@ -23,6 +23,10 @@ BENCHMARKS = (
     ("TruthfulQA (MC1)", "truthful_mc1", 0.59),
 )
 MAX_ANSWER_CHARS = 400
+# For scale beside the run's sources: GPT-3's training mix as published (Brown et al. 2020,
+# table 2.2): source, tokens, share of the training mix.
+GPT3_MIX = (("Common Crawl (filtered)", 410e9, 0.60), ("WebText2", 19e9, 0.22), ("Books1", 12e9, 0.08),
+            ("Books2", 55e9, 0.08), ("Wikipedia", 3e9, 0.03))
 CHECKPOINT_ORDER = ("base", "sft", "dpo", "ppo", "grpo")
 # The cost calculator's line items and phases (chatforge.cost.estimate) in both languages.
 COST_NAMES = {
@@ -139,6 +143,9 @@ def data_section(f: dict[str, Any], lang: str, tag: str) -> Section:
         Sub(t("h_sources", lang)),
         Table([t("col_source", lang), t("col_docs_in", lang), t("col_docs_out", lang), t("col_bytes_in", lang),
                t("col_bytes_out", lang), t("col_retention", lang)], src_rows),
+        Para(t("gpt3_mix", lang)),
+        Table([t("col_source", lang), t("col_tokens", lang), t("col_share", lang)],
+              [[name, sci(tokens, lang), pct(share, lang, 0)] for name, tokens, share in GPT3_MIX]),
         Sub(t("h_funnel", lang)),
         Image(f"{tag}funnel", plots.funnel(steps, shares, total_share, lang), t("plot_funnel", lang)),
         Table([t("col_step", lang), t("col_docs", lang), t("col_bytes", lang), t("col_of_start", lang)], funnel_rows),
