@@ -153,7 +153,7 @@ def tiny_run(tmp_path_factory, tok):
         "sft.train.max_steps=40", "sft.train.batch_size=10",
         "sft.train.lr=0.02", "sft.train.eval_every=20", "sft.train.checkpoint_every=20",
         "sft.train.warmup_frac=0.0", "sft.train.log_every=20", "sft.train.time_budget=0",
-        "sft.train.epochs=0", "sft.mix_pretrain=0", "sft.pack=false",
+        "sft.train.epochs=0", "sft.mix_pretrain=0", "sft.pack=false", "sft.train.precision=fp32",
     ])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: on a busy machine extra threads only wait on each other
@@ -219,8 +219,9 @@ def test_sft_command_with_extra_data(tiny_run, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in tiny_run: a tiny model gains nothing from more threads
     try:
+        # Extra data changes what SFT trains on: the run's SFT checkpoint is replaced, as asked.
         result = runner.invoke(app, ["sft", "--run-dir", str(root), "--preset", "smoke", "--data", str(extra),
-                                     "sft.train.max_steps=3", "sft.train.eval_every=3",
+                                     "--restart", "sft.train.max_steps=3", "sft.train.eval_every=3",
                                      "sft.train.checkpoint_every=3", "sft.train.time_budget=0"])
     finally:
         torch.set_num_threads(threads)
