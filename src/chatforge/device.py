@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import json
 import os
 import platform
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 
@@ -131,10 +129,6 @@ def keep_cpu_memory_mapped() -> bool:
         return False
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chatforge"
-
-
 def measure_cpu_matmul_peak(sizes: tuple[int, ...] = (1024, 2048), seconds: float = 0.5,
                             dtype: torch.dtype = torch.float32) -> float:
     """Best FLOP/s of square `dtype` matmuls on this CPU with the current thread count.
@@ -167,26 +161,9 @@ def gpu_peak_flops(name: str) -> float:
 def peak_flops(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
     """Peak FLOP/s for MFU, of the dtype the matmuls actually run in: the GPU's bf16 spec
     (fp32 training on a GPU is quoted against it too: that is what the hardware offers), or
-    this CPU's measured matmul peak in `dtype`.
-
-    The CPU figure is measured once per (dtype, thread count) and cached, since it varies by
-    machine.
+    this CPU's matmul peak in `dtype`, measured now (about a second). It is not cached: a
+    figure measured while other work loaded the machine would understate every later MFU.
     """
     if device.type == "cuda":
         return gpu_peak_flops(torch.cuda.get_device_name(device))
-    key = f"{torch.get_num_threads()}" + ("" if dtype == torch.float32 else f"-{dtype}".replace("torch.", ""))
-    cache = _cache_dir() / "cpu_peak.json"
-    try:
-        cached = json.loads(cache.read_text())
-        if key in cached:
-            return float(cached[key])
-    except (OSError, ValueError):
-        cached = {}
-    peak = measure_cpu_matmul_peak(dtype=dtype)
-    cached[key] = peak
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(cached))
-    except OSError:
-        pass
-    return peak
+    return measure_cpu_matmul_peak(dtype=dtype)
