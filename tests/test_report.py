@@ -123,6 +123,9 @@ def test_figures_in_the_report_equal_the_runs_files(full_run, turkish):
     rows = read_jsonl(full_run / "metrics" / "pretrain.jsonl")
     assert facts["pretrain"]["curves"]["loss"] == [[r["step"], r["loss"]] for r in rows if "loss" in r]
     assert facts["pretrain"]["curves"]["val_bpb"] == [[r["step"], r["val_bpb"]] for r in rows if "val_bpb" in r]
+    by_step = [[r["step"], r["samples"]] for r in rows if "samples" in r]
+    assert by_step and facts["pretrain"]["samples_by_step"] == by_step  # smoke samples every 10 steps
+    assert "Samples during pre-training" in en and "Ön eğitim sırasında üretilen örnekler" in tr
     assert facts["pretrain"]["completion"].startswith("Bugün hava çok")
     assert "Bugün hava çok" in en and "Bugün hava çok" in tr
     # data: the funnel and the run's retention beside the seed's 10-20%

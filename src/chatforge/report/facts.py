@@ -276,6 +276,8 @@ def collect(run_dir: str | Path, *, cost_preset: str = "gpt4", max_new_tokens: i
             "completion": completion,
             "samples": [s.strip() for s in samples.read_text().split("\n---\n") if s.strip()]
             if samples.exists() else [],
+            "samples_by_step": [[r["step"], r["samples"]] for r in _jsonl(run.metrics("pretrain"))
+                                if isinstance(r.get("samples"), list)],
         },
         "prompts": prompts,
         "answers": ans,

@@ -234,6 +234,13 @@ TEXT: dict[str, dict[str, str]] = {
               "çalıştırmanın temel modeli şunu yazdı (açgözlü çözümleme):",
     },
     "h_samples": {"en": "Samples written at the end of pre-training", "tr": "Ön eğitim sonunda üretilen örnekler"},
+    "h_samples_steps": {"en": "Samples during pre-training", "tr": "Ön eğitim sırasında üretilen örnekler"},
+    "samples_steps_explain": {
+        "en": "What the model wrote from the same beginnings as it trained: first letters and syllables, "
+              "then words, then sentences that sound like the corpus.",
+        "tr": "Model eğitilirken aynı başlangıçlardan ne yazdı: önce harfler ve heceler, sonra sözcükler, "
+              "sonunda derlemin diline benzeyen cümleler.",
+    },
     # sft
     "h_sft": {"en": "4. Supervised fine-tuning: learning to answer", "tr": "4. Denetimli ince ayar: yanıt vermeyi öğrenmek"},
     "sft_explain": {

@@ -213,6 +213,10 @@ def pretrain_section(f: dict[str, Any], lang: str, tag: str) -> Section:
                                                               t("step", lang), lang), t("plot_bpb", lang)))
     if p["completion"]:
         blocks += [Sub(t("h_completion", lang)), Para(t("completion_explain", lang)), Pre(p["completion"])]
+    if p.get("samples_by_step"):
+        text = "\n\n".join(f"{t('step', lang)} {step}:\n" + "\n".join(_clip(x) for x in samples)
+                            for step, samples in p["samples_by_step"])
+        blocks += [Sub(t("h_samples_steps", lang)), Para(t("samples_steps_explain", lang)), Pre(text)]
     if p["samples"]:
         blocks += [Sub(t("h_samples", lang)), Pre("\n\n---\n\n".join(_clip(s) for s in p["samples"]))]
     sec.blocks = blocks

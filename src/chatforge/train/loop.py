@@ -596,6 +596,8 @@ class Trainer:
                     self.evaluate()
                 if task.sample and self.evaluates and cfg.sample_every and step % cfg.sample_every == 0:
                     samples = self.sample()
+                    if ddp.main:  # kept in the metrics too: the report shows them by step
+                        self.metrics.write({"step": step, "samples": samples})
                     for s in samples if ddp.main else []:
                         self.console.print(f"  [dim]sample:[/dim] {s!r}")
                 if (ddp.main or self.sharded) and (step % cfg.checkpoint_every == 0 or done):
