@@ -54,17 +54,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     tok = train_bpe(["The following are multiple choice questions (with answers) about rivers.\n"] * 20, 512)
-    model = GPT(GPTConfig(vocab_size=4096, n_layer=4, n_embd=256, n_head=4, n_kv_head=4, seq_len=256)).eval()
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=4, n_embd=256, n_head=4, n_kv_head=4, seq_len=256)).eval()
     g = torch.Generator().manual_seed(1)
-    reqs = [LoglikRequest(torch.randint(0, 4096, (200,), generator=g).tolist(),
-                          [[int(t)] for t in torch.randint(0, 4096, (4,), generator=g)]) for _ in range(args.items)]
+    reqs = [LoglikRequest(torch.randint(0, tok.vocab_size, (200,), generator=g).tolist(),
+                          [[int(t)] for t in torch.randint(0, tok.vocab_size, (4,), generator=g)]) for _ in range(args.items)]
     em = EvalModel(model, tok, batch_size=32)
     fast = [ll for scores in loglikelihoods(em, reqs) for ll, _ in scores]
     slow = one_at_a_time(model, reqs)
     assert max(abs(a - b) for a, b in zip(fast, slow, strict=True)) < 1e-3, "harness disagrees with the reference"
     t_fast = timed(lambda: loglikelihoods(em, reqs), args.repeats)
     t_slow = timed(lambda: one_at_a_time(model, reqs), args.repeats)
-    prompts = [torch.randint(0, 4096, (int(n),), generator=g).tolist()
+    prompts = [torch.randint(0, tok.vocab_size, (int(n),), generator=g).tolist()
                for n in torch.randint(20, 120, (args.prompts,), generator=g)]
     params = SamplingParams(max_new_tokens=args.new_tokens, stop_ids=())  # no stop: equal lengths
     one = EvalModel(model, tok, batch_size=1)
