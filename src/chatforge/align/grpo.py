@@ -29,6 +29,7 @@ from chatforge.align.rl import (
     group_advantages,
     kl_estimate,
     masked_mean,
+    minibatch_rows,
     rollout,
     scaled_logprobs,
 )
@@ -113,13 +114,9 @@ class GRPOTask:
             self.collect(model, step)
 
     def train_batch(self, gen: torch.Generator, step: int, micro: int):
-        pos = step % self.cycle
-        epoch, mb = divmod(pos, self.minibatches)
-        order = torch.randperm(self.rows, generator=torch.Generator().manual_seed(
-            self.cfg.run.seed * 37 + (step // self.cycle) * 1009 + epoch))
-        rows = order[mb * self.mb_size : (mb + 1) * self.mb_size]
-        k = micro % self.local_accum
-        rows = rows[k * self.g.train.batch_size : (k + 1) * self.g.train.batch_size]
+        rows = minibatch_rows(step, micro, rows=self.rows, cycle=self.cycle, minibatches=self.minibatches,
+                              mb_size=self.mb_size, micro_size=self.g.train.batch_size,
+                              local_accum=self.local_accum, seed=self.cfg.run.seed * 37)
         return tuple(self.buffer[n][rows] for n in ("ids", "targets", "mask", "old_logp", "ref_logp", "adv"))
 
     def loss_fn(self, model, batch):

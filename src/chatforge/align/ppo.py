@@ -41,6 +41,7 @@ from chatforge.align.rl import (
     gae,
     kl_estimate,
     masked_mean,
+    minibatch_rows,
     rollout,
     scaled_logprobs,
     whiten,
@@ -167,13 +168,10 @@ class PPOTask:
     # -- the loop's contract --
 
     def train_batch(self, gen: torch.Generator, step: int, micro: int):
-        pos = step % self.cycle
-        epoch, mb = divmod(pos, self.minibatches)
-        order = torch.randperm(self.local_prompts, generator=torch.Generator().manual_seed(
-            self.cfg.run.seed * 31 + (step // self.cycle) * 1009 + epoch))
-        rows = order[mb * self.mb_size : (mb + 1) * self.mb_size]
-        k = micro % self.local_accum  # this rank's k-th micro-batch of the minibatch
-        rows = rows[k * self.p.train.batch_size : (k + 1) * self.p.train.batch_size]
+        rows = minibatch_rows(step, micro, rows=self.local_prompts, cycle=self.cycle,
+                              minibatches=self.minibatches, mb_size=self.mb_size,
+                              micro_size=self.p.train.batch_size, local_accum=self.local_accum,
+                              seed=self.cfg.run.seed * 31)
         b = self.buffer
         return tuple(b[name][rows] for name in ("ids", "targets", "mask", "old_logp", "adv", "returns", "old_values"))
 

@@ -157,6 +157,18 @@ class RunningMoments:
 # ---- rollouts ----
 
 
+def minibatch_rows(step: int, micro: int, *, rows: int, cycle: int, minibatches: int, mb_size: int,
+                   micro_size: int, local_accum: int, seed: int) -> Tensor:
+    """Rollout rows of one micro-batch: each rollout feeds `cycle` steps (epochs x
+    minibatches); every epoch is a seeded permutation of the rollout's rows cut into
+    minibatches of `mb_size`, and each rank's k-th micro-batch is the k-th `micro_size` slice."""
+    epoch, mb = divmod(step % cycle, minibatches)
+    order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed + (step // cycle) * 1009 + epoch))
+    chosen = order[mb * mb_size : (mb + 1) * mb_size]
+    k = micro % local_accum
+    return chosen[k * micro_size : (k + 1) * micro_size]
+
+
 @dataclass
 class Rollout:
     """Sampled answers as model inputs: ids (rows, T), `targets` (token t + 1 at response
