@@ -18,7 +18,6 @@ scoreboard and the SFT stage can both report it.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -27,8 +26,7 @@ from pathlib import Path
 from chatforge.corpus.facts import Fact
 from chatforge.corpus.templates import fact_sentence, n_sentence_variants
 from chatforge.engine import Completion, Engine, SamplingParams
-from chatforge.errors import InputError, RunDirError
-from chatforge.eval.facts import answer_matches, normalise_answer
+from chatforge.eval.facts import answer_matches, normalise_answer, read_records
 from chatforge.model.gpt import GPT
 from chatforge.tokenizer.bpe import Tokenizer
 from chatforge.tokenizer.chat import render_prompt
@@ -43,20 +41,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 def read_chat_items(path: Path) -> list[dict]:
     """Chat evaluation items from JSONL; a malformed record is an error naming it."""
-    if not path.is_file():
-        raise RunDirError(f"{path}: missing (run the corpus stage first)")
-    items = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: record {i}: invalid JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or rec.get("kind") not in KINDS or not isinstance(rec.get("messages"), list):
-            raise InputError(f"{path}: record {i}: needs 'kind' (one of {', '.join(KINDS)}) and 'messages'")
-        items.append(rec)
-    return items
+    return read_records(
+        path, lambda r: isinstance(r, dict) and r.get("kind") in KINDS and isinstance(r.get("messages"), list),
+        f"'kind' (one of {', '.join(KINDS)}) and 'messages'",
+    )
 
 
 def _words(text: str) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from chatforge.engine import Engine, SamplingParams
@@ -48,8 +48,9 @@ def answer_matches(reply: str, answer: str, ended: bool) -> bool:
     return re.search(rf"(?<!\w){re.escape(a)}(?!\w)", r) is not None
 
 
-def read_fact_questions(path: Path) -> list[dict]:
-    """Held-out fact questions {"question", "answer", "lang", "fact_id"} from JSONL."""
+def read_records(path: Path, valid: Callable[[object], bool], needs: str) -> list[dict]:
+    """The records of an evaluation JSONL file the corpus stage wrote; a missing file or a
+    malformed record (not JSON, or not `valid`) is a one-line error naming it."""
     if not path.is_file():
         raise RunDirError(f"{path}: missing (run the corpus stage first)")
     out = []
@@ -60,10 +61,18 @@ def read_fact_questions(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: record {i}: invalid JSON ({exc.msg})") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) or not isinstance(rec.get("answer"), str):
-            raise InputError(f"{path}: record {i}: needs string 'question' and 'answer'")
+        if not valid(rec):
+            raise InputError(f"{path}: record {i}: needs {needs}")
         out.append(rec)
     return out
+
+
+def read_fact_questions(path: Path) -> list[dict]:
+    """Held-out fact questions {"question", "answer", "lang", "fact_id"} from JSONL."""
+    return read_records(
+        path, lambda r: isinstance(r, dict) and isinstance(r.get("question"), str) and isinstance(r.get("answer"), str),
+        "string 'question' and 'answer'",
+    )
 
 
 def score_facts(
