@@ -54,8 +54,8 @@ def child(args: argparse.Namespace) -> None:
     import psutil
 
     from chatforge.config import DataConfig
-    from chatforge.data.langid import detect_batch
     from chatforge.data.clean import run_data
+    from chatforge.data.langid import detect_batch
 
     detect_batch(["warm up the language models so the baseline includes them"])
     baseline = psutil.Process().memory_info().rss

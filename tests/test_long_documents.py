@@ -16,9 +16,9 @@ from chatforge.cli import app
 from chatforge.config import CorpusConfig, DataConfig
 from chatforge.corpus.web import article
 from chatforge.corpus.world import World
+from chatforge.data.clean import run_data
 from chatforge.data.document import Document
 from chatforge.data.normalize import clean_text
-from chatforge.data.clean import run_data
 from chatforge.data.sources.books import BooksSource, strip_gutenberg, unwrap
 from chatforge.data.split import (
     MIN_SECTION_CHARS,

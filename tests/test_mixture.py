@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from chatforge.cli import app
 from chatforge.config import DataConfig, load_config
+from chatforge.data.clean import run_data
 from chatforge.data.document import Document
 from chatforge.data.mixture import copies, mixture_step, parse_mixture, unit
-from chatforge.data.clean import run_data
 from chatforge.errors import ConfigError
 from chatforge.tokenizer.shards import is_val
 

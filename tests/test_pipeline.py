@@ -16,7 +16,6 @@ from chatforge.model.checkpoint import resolve_checkpoint
 from chatforge.pipeline import stage_keys
 from chatforge.runs import RunDir
 
-
 # Re-runs in these tests leave out the stages after SFT: what they check ends there, and each of
 # those stages costs as much again as the rest of a smoke run.
 LIGHT = ("prefs.enabled=false", "eval.enabled=false", "redteam.enabled=false", "report.enabled=false")

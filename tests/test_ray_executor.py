@@ -11,9 +11,9 @@ import pytest
 from chatforge.config import CorpusConfig, DataConfig
 from chatforge.corpus.web import build_web
 from chatforge.corpus.world import World
+from chatforge.data.clean import run_data
 from chatforge.data.dedup import group_edges
 from chatforge.data.executor import LocalExecutor, RayExecutor
-from chatforge.data.clean import run_data
 
 ray = pytest.importorskip("ray")
 
