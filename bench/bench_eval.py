@@ -1,8 +1,11 @@
 """Evaluation throughput: the harness against one-request-at-a-time, measured in the same run.
 
-- log-likelihood (MMLU-style: a ~200-token 5-shot context, choices " A".." D"): the harness
-  batches items and computes each context once for its four choices; the baseline runs one
-  full forward over context + choice per (item, choice), as a naive evaluator does.
+- log-likelihood (MMLU-style: a 200-token 5-shot context, choices " A".." D"): the harness
+  batches items and computes each context once for its four choices, and the few-shot prefix
+  that the items of one subject share once per batch; the baseline runs one full forward over
+  context + choice per (item, choice), as a naive evaluator does. Two context sets: MMLU's
+  shape (8 subjects, each a 150-token description + examples shared by its items, then a
+  50-token question) and contexts with nothing in common (random 200 tokens, no sharing).
 - generation: the harness's batched engine calls against the same engine fed one prompt at a
   time (greedy, fixed length so both generate the same number of tokens).
 Median of `--repeats` timings each; prints the ratios and writes bench/results/eval.json.
@@ -47,7 +50,7 @@ def timed(fn, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--items", type=int, default=48)
+    ap.add_argument("--items", type=int, default=64)
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
@@ -56,14 +59,23 @@ def main() -> None:
     tok = train_bpe(["The following are multiple choice questions (with answers) about rivers.\n"] * 20, 512)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=4, n_embd=256, n_head=4, n_kv_head=4, seq_len=256)).eval()
     g = torch.Generator().manual_seed(1)
-    reqs = [LoglikRequest(torch.randint(0, tok.vocab_size, (200,), generator=g).tolist(),
-                          [[int(t)] for t in torch.randint(0, tok.vocab_size, (4,), generator=g)]) for _ in range(args.items)]
+    ids = lambda n: torch.randint(0, tok.vocab_size, (n,), generator=g).tolist()  # noqa: E731
+    choices = lambda: [[t] for t in ids(4)]  # noqa: E731
+    shots = [ids(150) for _ in range(8)]  # one few-shot prefix per subject
+    sets = {"mmlu_shape": [LoglikRequest(shots[i % 8] + ids(50), choices()) for i in range(args.items)],
+            "no_shared_prefix": [LoglikRequest(ids(200), choices()) for _ in range(args.items)]}
     em = EvalModel(model, tok, batch_size=32)
-    fast = [ll for scores in loglikelihoods(em, reqs) for ll, _ in scores]
-    slow = one_at_a_time(model, reqs)
-    assert max(abs(a - b) for a, b in zip(fast, slow, strict=True)) < 1e-3, "harness disagrees with the reference"
-    t_fast = timed(lambda: loglikelihoods(em, reqs), args.repeats)
-    t_slow = timed(lambda: one_at_a_time(model, reqs), args.repeats)
+    loglik = {}
+    for name, reqs in sets.items():
+        fast = [ll for scores in loglikelihoods(em, reqs) for ll, _ in scores]
+        slow = one_at_a_time(model, reqs)
+        assert max(abs(a - b) for a, b in zip(fast, slow, strict=True)) < 1e-3, "harness disagrees with the reference"
+        t_fast = timed(lambda reqs=reqs: loglikelihoods(em, reqs), args.repeats)
+        t_slow = timed(lambda reqs=reqs: one_at_a_time(model, reqs), args.repeats)
+        suffix = "" if name == "mmlu_shape" else f"_{name}"
+        loglik |= {f"loglik_requests_per_s{suffix}": args.items / t_fast,
+                   f"loglik_requests_per_s_one_at_a_time{suffix}": args.items / t_slow,
+                   f"loglik_speedup{suffix}": t_slow / t_fast}
     prompts = [torch.randint(0, tok.vocab_size, (int(n),), generator=g).tolist()
                for n in torch.randint(20, 120, (args.prompts,), generator=g)]
     params = SamplingParams(max_new_tokens=args.new_tokens, stop_ids=())  # no stop: equal lengths
@@ -72,8 +84,7 @@ def main() -> None:
     t_gen1 = timed(lambda: generate(one, prompts, params), args.repeats)
     n_tok = args.prompts * args.new_tokens
     result = {
-        "loglik_requests_per_s": args.items / t_fast, "loglik_requests_per_s_one_at_a_time": args.items / t_slow,
-        "loglik_speedup": t_slow / t_fast,
+        **loglik,
         "gen_tokens_per_s": n_tok / t_gen, "gen_tokens_per_s_one_at_a_time": n_tok / t_gen1,
         "gen_speedup": t_gen1 / t_gen, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
     }

@@ -75,6 +75,34 @@ def test_shared_context_logliks_equal_brute_force_per_choice(tok):
             assert greedy == want_greedy
 
 
+def test_contexts_sharing_a_few_shot_prefix_compute_it_once_and_score_the_same(tok, monkeypatch):
+    # Two "subjects": 20-token few-shot prefixes shared by their items, questions of varied
+    # length after them (one equal to the prefix plus a single token), and one loose item.
+    model = tiny_model(tok.vocab_size)
+    rng = torch.Generator().manual_seed(2)
+    ids = lambda n: torch.randint(0, tok.vocab_size, (n,), generator=rng).tolist()  # noqa: E731
+    prefixes = [ids(20), ids(20)]
+    requests = [LoglikRequest(prefixes[i % 2] + ids(1 + 3 * i), [ids(k) for k in (1, 3)]) for i in range(7)]
+    requests.append(LoglikRequest(ids(9), [ids(2)]))
+    fed: list[tuple[int, int]] = []  # (batch, tokens) of every forward over the contexts
+    real_hidden = GPT.hidden_states
+
+    def spy(self, idx, cache=None, key_valid=None):
+        fed.append(tuple(idx.shape))
+        return real_hidden(self, idx, cache, key_valid)
+
+    monkeypatch.setattr(GPT, "hidden_states", spy)
+    got = loglikelihoods(EvalModel(model, tok, batch_size=8), requests)
+    monkeypatch.undo()
+    for req, scores in zip(requests, got, strict=True):
+        for cont, (ll, greedy) in zip(req.continuations, scores, strict=True):
+            want, want_greedy = brute_force(model, req.context, cont, len(req.context))
+            assert ll == pytest.approx(want, abs=1e-4)
+            assert greedy == want_greedy
+    # Each prefix ran once at batch 1 (its 20 tokens); its items fed only their own (< 20).
+    assert sorted(shape for shape in fed if shape[1] >= 20) == [(1, 20), (1, 20)]
+
+
 def test_greedy_flag_is_true_for_the_model_s_own_greedy_continuation(tok):
     model = tiny_model(tok.vocab_size)
     ctx = [tok.bos_id] + tok.encode("The river")

@@ -5,7 +5,9 @@ Every benchmark is one of two request kinds, as in lm-evaluation-harness:
   batch of items are left-padded into one forward pass that fills a KV cache; the cache rows
   are then repeated once per choice and only the continuations are fed on top. The context of
   an item is computed once and shared by all its choices (MMLU's " A".." D" need no second
-  pass at all: the first continuation token is scored from the context's last position).
+  pass at all: the first continuation token is scored from the context's last position), and
+  a prefix that the items of a batch share (a subject's description and few-shot examples)
+  is computed once for all of them: items are batched by shared prefix first.
 - generation: greedy or sampled text through `Engine`, with stop strings.
 
 Tasks turn their items into requests, score the replies and return a `TaskResult`: one row per
@@ -102,6 +104,37 @@ def _fit_context(context: list[int], max_cont: int, seq_len: int) -> list[int]:
     return context[-keep:]
 
 
+# Contexts of a batch that share at least this many leading tokens (MMLU's description and
+# few-shot examples of one subject) compute that prefix once; shorter shares are not worth a pass.
+MIN_SHARED_PREFIX = 16
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _batches(contexts: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Request indices in batches: contexts sharing a long prefix together (one group per
+    few-shot prefix), longest first inside each group, so padding stays small."""
+    lex = sorted(range(len(contexts)), key=lambda i: contexts[i])
+    groups: list[list[int]] = []
+    for i in lex:
+        if groups and _common_prefix(contexts[groups[-1][-1]], contexts[i]) >= MIN_SHARED_PREFIX:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    loose = [g[0] for g in groups if len(g) == 1]
+    batches = []
+    for group in [g for g in groups if len(g) > 1] + [loose]:
+        group.sort(key=lambda i: -len(contexts[i]))
+        batches += [group[s : s + batch_size] for s in range(0, len(group), batch_size)]
+    return [b for b in batches if b]
+
+
 @torch.inference_mode()
 def loglikelihoods(
     em: EvalModel, requests: Sequence[LoglikRequest]
@@ -110,32 +143,41 @@ def loglikelihoods(
     for i, r in enumerate(requests):
         if not r.context or not r.continuations or any(not c for c in r.continuations):
             raise ValueError(f"request {i}: empty context or continuation")
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
+    seq = em.context_length
+    # A choice longer than the whole context (a long answer, a tiny model) is scored on its
+    # first `seq` tokens after one context token, rather than failing the whole task.
+    fitted = []
+    for r in requests:
+        conts = [c[:seq] for c in r.continuations]
+        fitted.append(LoglikRequest(_fit_context(r.context, max(len(c) for c in conts), seq), conts))
     out: list[list[tuple[float, bool]]] = [[] for _ in requests]
-    for s in range(0, len(order), em.batch_size):
-        chunk = order[s : s + em.batch_size]
-        for i, scores in zip(chunk, _loglik_chunk(em, [requests[i] for i in chunk]), strict=True):
+    for batch in _batches([r.context for r in fitted], em.batch_size):
+        for i, scores in zip(batch, _loglik_batch(em.model, [fitted[i] for i in batch], em.tok.pad_id), strict=True):
             out[i] = scores
     return out
 
 
-def _loglik_chunk(em: EvalModel, reqs: list[LoglikRequest]) -> list[list[tuple[float, bool]]]:
-    model, seq = em.model, em.context_length
+def _loglik_batch(model: GPT, reqs: list[LoglikRequest], pad_id: int) -> list[list[tuple[float, bool]]]:
     device = next(model.parameters()).device
-    # A choice longer than the whole context (a long answer, a tiny model) is scored on its
-    # first `seq` tokens after one context token, rather than failing the whole task.
-    reqs = [LoglikRequest(r.context, [c[:seq] for c in r.continuations]) for r in reqs]
     conts = [c for r in reqs for c in r.continuations]
     owner = [i for i, r in enumerate(reqs) for _ in r.continuations]
     lc = max(len(c) for c in conts)
-    ctxs = [_fit_context(r.context, max(len(c) for c in r.continuations), seq) for r in reqs]
-    B, P = len(reqs), max(len(c) for c in ctxs)
-    idx = torch.full((B, P), em.tok.pad_id, dtype=torch.long, device=device)
+    ctxs = [r.context for r in reqs]
+    # The shared prefix runs once (batch 1) and its cache rows are copied to every item; each
+    # item keeps at least one token of its own, whose position gives the first choice token.
+    shared = min([len(c) - 1 for c in ctxs] + [min(_common_prefix(ctxs[0], c) for c in ctxs)])
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    tails = [c[shared:] for c in ctxs]
+    B, P = len(reqs), max(len(t) for t in tails)
+    cache = model.new_cache(1 if shared else B, shared + P + lc - 1)
+    if shared:
+        model.hidden_states(torch.tensor([ctxs[0][:shared]], device=device), cache)
+        cache.reorder(torch.zeros(B, dtype=torch.long, device=device))
+    idx = torch.full((B, P), pad_id, dtype=torch.long, device=device)
     valid = torch.zeros(B, P, dtype=torch.bool, device=device)
-    for r, c in enumerate(ctxs):
-        idx[r, P - len(c):] = torch.tensor(c, dtype=torch.long)
-        valid[r, P - len(c):] = True
-    cache = model.new_cache(B, P + lc - 1)
+    for r, t in enumerate(tails):
+        idx[r, P - len(t):] = torch.tensor(t, dtype=torch.long)
+        valid[r, P - len(t):] = True
     # Only the last position's logits are needed: the head runs on one position per context.
     first = model.lm_head(model.hidden_states(idx, cache, valid)[:, -1]).float().log_softmax(-1)
     rows = torch.tensor(owner, device=device)
