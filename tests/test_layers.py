@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     # own filters, and the corpus and tokenizer stage functions live beside their packages.
     ("chatforge.data", "chatforge.train", "chatforge.align", "chatforge.eval",
      "chatforge.report", "chatforge.corpus.web", "chatforge.corpus.build",
-     "chatforge.tokenizer.stage"),
+     "chatforge.tokenizer.stage", "chatforge.tokenizer.inputs"),
     ("chatforge.pipeline",),
     ("chatforge.cli", "chatforge.cli_checks", "chatforge.__main__", "chatforge"),
 ]

@@ -106,27 +106,32 @@ def run(
 
 @app.command()
 def pretrain(
-    text: Annotated[Path, typer.Option(help="plain-text training file")],
     out: Annotated[Path, typer.Option(help="output directory (resumes if it holds a checkpoint)")],
-    val_fraction: Annotated[float | None, typer.Option(help="last fraction of the file's bytes held out (default: the preset's)")] = None,
+    text: Annotated[Path | None, typer.Option(help="plain-text training file (or give --data)")] = None,
+    data: Annotated[list[str] | None, typer.Option(help="pre-training input, as pretrain.inputs: Parquet, JSONL or .txt path or glob, hf:NAME[:FIELD], or a token-shard dir (repeatable)")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="held out: the last fraction of --text's bytes, or of --data's documents by hash (default: the preset's)")] = None,
+    max_chars: Annotated[int | None, typer.Option(help="read at most this many characters of --data (0 = all; default: the preset's)")] = None,
     time_budget: Annotated[float | None, typer.Option(help="stop at this wall time, seconds (0 = off; default: the preset's)")] = None,
     max_steps: Annotated[int | None, typer.Option(help="optimizer steps (default: the preset's)")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="steps between checkpoints (default: the preset's)")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (default: the preset's run.seed)")] = None,
-    tokenizer: Annotated[Path | None, typer.Option(help="existing tokenizer dir (default: train one)")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="existing tokenizer dir (default: train one; token shards need it)")] = None,
     restart: RestartOpt = False,
     preset: PresetOpt = "cpu",
     overrides: OverridesArg = None,
 ) -> None:
-    """Train a tokenizer and a GPT on one text file; print a final JSON line of results."""
+    """Train a tokenizer and a GPT on one text file or on --data inputs; print a final JSON line of results."""
+    if (text is None) == (not data):
+        raise ChatforgeError("pretrain: give exactly one of --text FILE or --data SPEC (repeatable)")
     from chatforge.train.pretrain import pretrain_file
 
     cfg = _config(preset, {
         "run.seed": seed, "pretrain.val_fraction": val_fraction,
         "pretrain.train.time_budget": time_budget, "pretrain.train.max_steps": max_steps,
-        "pretrain.train.checkpoint_every": checkpoint_every,
+        "pretrain.train.checkpoint_every": checkpoint_every, "pretrain.max_chars": max_chars,
+        "pretrain.inputs": ",".join(data) if data else None, "pretrain.tokenizer": tokenizer,
     }, overrides)
-    result = pretrain_file(cfg, text, out, tokenizer_dir=tokenizer, restart=restart)
+    result = pretrain_file(cfg, text, out, restart=restart)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
         typer.echo(json.dumps(result, default=float))
 

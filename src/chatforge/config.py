@@ -215,10 +215,17 @@ RESUMABLE = frozenset({
 
 @dataclass
 class PretrainConfig:
-    """Pre-training (stage 3); see chatforge.train.pretrain."""
+    """Pre-training (stage 3); see chatforge.train.pretrain, and chatforge.tokenizer.inputs
+    for the input specs."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
     val_fraction: float = between(0, 1, 0.1, lo_open=True, hi_open=True)  # documents held out
+    # The corpus the tokenizer and tokens stages read: Parquet / JSONL / .txt paths or globs,
+    # hf:NAME[:FIELD], or one token-shard directory. Empty: the run's own documents (the data
+    # stage's, then the built-in corpus's pre-training text).
+    inputs: list[str] = field(default_factory=list)
+    max_chars: int = at_least(0, 0)  # characters read from the corpus, in order (0 = all)
+    tokenizer: str = ""  # a tokenizer dir used instead of training one (token-shard inputs need it)
 
 
 @dataclass

@@ -37,10 +37,12 @@ STAGES: list[Stage] = [
     Stage("data", data.run, ("data", "corpus"), ("corpus",), enabled=lambda cfg: cfg.data.enabled,
           help="clean the built-in dirty web (WARC, wiki, books, code) into documents + funnel"),
     # The tokenizer holds out the validation documents, so it depends on the split's seed too.
-    Stage("tokenizer", tokenizer.run_train, ("tokenizer", "run.seed", "pretrain.val_fraction"),
-          ("corpus", "data"), help="train BPE"),
-    Stage("tokens", tokenizer.run_shards, ("run.seed", "pretrain.val_fraction"), ("tokenizer",),
-          help="encode documents into train/val token shards"),
+    # Both read pretrain.inputs; the tokens stage follows the input files through its key.
+    Stage("tokenizer", tokenizer.run_train,
+          ("tokenizer", "run.seed", "pretrain.val_fraction", *tokenizer.INPUT_KEYS), ("corpus", "data"),
+          files=tokenizer.input_files, help="train BPE (or take pretrain.tokenizer)"),
+    Stage("tokens", tokenizer.run_shards, ("run.seed", "pretrain.val_fraction", *tokenizer.INPUT_KEYS),
+          ("tokenizer",), help="encode documents into train/val token shards"),
     Stage("pretrain", pretrain.run, ("run.seed", "model", "pretrain"), ("tokens",),
           help="pre-train the base model", distributed=True),
     Stage("sft", sft.run, ("run.seed", "sft"), ("pretrain", "corpus"),

@@ -1,8 +1,9 @@
 """Pre-training: next-token prediction (cross-entropy) on token shards.
 
-Two entry points: `run` is the pipeline stage (built-in corpus -> checkpoints/pretrain) and
-`pretrain_file` is the one-file path of `chatforge pretrain --text FILE` (tokenizer on the
-first 90% of the file, model, bits per byte on the last 10%).
+Two entry points: `run` is the pipeline stage (run/tokens -> checkpoints/pretrain) and
+`pretrain_file` is `chatforge pretrain`: `--text FILE` (tokenizer on the first 90% of the
+file, model, bits per byte on the last 10%) or `--data SPEC...` (`pretrain.inputs`, read by
+the tokenizer and tokens stages' own functions into the output directory).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from chatforge.eval.lm import evaluate_bpb
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text, files_digest, read_json
 from chatforge.stage import StageResult
+from chatforge.tokenizer import stage as tokenizer_stage
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer, train_bpe
+from chatforge.tokenizer.inputs import resolve
 from chatforge.tokenizer.shards import TokenShards, write_shards
 from chatforge.train.loop import TrainResult, TrainTask, barrier, identity, init_distributed, train
 
@@ -133,41 +136,42 @@ def split_text_file(path: Path, val_fraction: float) -> tuple[str, str]:
     return head, text[len(head):]
 
 
-def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path | None = None,
-                  restart: bool = False) -> dict:
-    """Tokenizer + pre-training + bits per byte on the held-out tail of one text file.
+def pretrain_file(cfg: Config, text_path: Path | None, out: Path, restart: bool = False) -> dict:
+    """Tokenizer + pre-training + bits per byte on held-out text: the tail of one text file, or
+    (`text_path` None) the hash-split validation documents of `pretrain.inputs`.
 
-    Re-running with the same `out` and input reuses the tokenizer and shards and resumes
-    training; another input file (or split, or tokenizer) is refused unless `restart`.
+    `pretrain.tokenizer`, when set, is used instead of training a tokenizer. Re-running with the
+    same `out` and input reuses the tokenizer and shards and resumes training; another input
+    (or split, or tokenizer) is refused unless `restart`.
     """
     started = time.time()
     out = Path(out)
-    val_fraction = cfg.pretrain.val_fraction
-    train_text, val_text = split_text_file(Path(text_path), val_fraction)
-    if not val_text.strip():
-        raise InputError(f"{text_path}: nothing left for validation at val_fraction={val_fraction}")
+    given = cfg.pretrain.tokenizer
+    tokenizer_source = files_digest(sorted(Path(given).glob("*"))) if given else dataclasses.asdict(cfg.tokenizer)
+    if text_path is not None:
+        train_text, val_text = split_text_file(Path(text_path), cfg.pretrain.val_fraction)
+        if not val_text.strip():
+            raise InputError(f"{text_path}: nothing left for validation at val_fraction={cfg.pretrain.val_fraction}")
+        label = f"{text_path}'s"
+        source = {"text": files_digest([text_path]), "val_fraction": cfg.pretrain.val_fraction,
+                  "tokenizer": tokenizer_source}
+    else:
+        inputs = resolve(cfg.pretrain)  # on every rank: a bad spec fails everywhere at once
+        label = "the inputs'"
+        source = {"inputs": cfg.pretrain.inputs, "files": files_digest(inputs.files),
+                  "max_chars": cfg.pretrain.max_chars, "val_fraction": cfg.pretrain.val_fraction,
+                  "seed": cfg.run.seed, "tokenizer": tokenizer_source}
     device = pick_device(cfg.run.device)
     ddp = init_distributed(device)
     tok_dir, tokens_dir = out / "tokenizer", out / "tokens"
-    source = {
-        "text": files_digest([text_path]), "val_fraction": val_fraction,
-        "tokenizer": files_digest(sorted(Path(tokenizer_dir).glob("*"))) if tokenizer_dir
-        else dataclasses.asdict(cfg.tokenizer),
-    }
     if ddp.main:
-        _claim_output(out, source, text_path, restart)
-        if tokenizer_dir is not None:
-            tok = load_tokenizer(tokenizer_dir)
-        elif (tok_dir / "tokenizer.json").exists():
-            tok = load_tokenizer(tok_dir)
+        _claim_output(out, source, label, restart)
+        if text_path is not None:
+            _prepare_text(cfg, train_text, val_text, out)
         else:
-            tok = _train_file_tokenizer(train_text, cfg.tokenizer)
-            tok.save(tok_dir)
-        if not (tokens_dir / "index.json").exists() or not (tokens_dir / "val.bin").exists():
-            docs = [{"text": train_text, "split": "train"}, {"text": val_text, "split": "val"}]
-            write_shards(docs, tok, tokens_dir, val_fraction=0.0, seed=0, split_of=lambda d: d["split"])
+            _prepare_inputs(cfg, RunDir(out))
     barrier(ddp)  # rank 0 prepares the tokenizer and shards first
-    tok = load_tokenizer(tokenizer_dir or tok_dir)
+    tok = load_tokenizer(given if given and text_path is not None else tok_dir)
     train_shards, val_shards = TokenShards(tokens_dir, "train"), TokenShards(tokens_dir, "val")
     model = build_model(cfg, tok.vocab_size, device)
     task = make_task(model, tok, train_shards, val_shards, cfg, n_samples=1)
@@ -176,7 +180,7 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
         ident=_identity(cfg), upstream=_upstream(tokens_dir), device=device, stage="pretrain",
         restart=restart,
     )
-    # The whole held-out tail, not a sample of it.
+    # The whole held-out split, not a sample of it.
     full = evaluate_bpb(model, val_shards, model.cfg.seq_len, cfg.pretrain.train.batch_size, None)
     summary = _summary(result, model)
     summary.update(full)
@@ -190,7 +194,31 @@ def pretrain_file(cfg: Config, text_path: Path, out: Path, tokenizer_dir: Path |
     return summary
 
 
-def _claim_output(out: Path, source: dict, text_path: Path, restart: bool) -> None:
+def _prepare_text(cfg: Config, train_text: str, val_text: str, out: Path) -> None:
+    """out/tokenizer (unless pretrain.tokenizer is given) and out/tokens from one file's head and tail."""
+    tok_dir, tokens_dir = out / "tokenizer", out / "tokens"
+    if cfg.pretrain.tokenizer:
+        tok = load_tokenizer(cfg.pretrain.tokenizer)
+    elif (tok_dir / "tokenizer.json").exists():
+        tok = load_tokenizer(tok_dir)
+    else:
+        tok = _train_file_tokenizer(train_text, cfg.tokenizer)
+        tok.save(tok_dir)
+    if not (tokens_dir / "index.json").exists() or not (tokens_dir / "val.bin").exists():
+        docs = [{"text": train_text, "split": "train"}, {"text": val_text, "split": "val"}]
+        write_shards(docs, tok, tokens_dir, val_fraction=0.0, seed=0, split_of=lambda d: d["split"])
+
+
+def _prepare_inputs(cfg: Config, out: RunDir) -> None:
+    """out/tokenizer and out/tokens from `pretrain.inputs`, by the pipeline's own two stages."""
+    console = Console(stderr=True)
+    if not (out.tokenizer / "stats.json").exists():  # stats.json is written after the tokenizer
+        console.print(f"tokenizer: {tokenizer_stage.run_train(cfg, out).summary}", highlight=False)
+    if not (out.tokens / "index.json").exists():  # index.json is written after the shards
+        console.print(f"tokens: {tokenizer_stage.run_shards(cfg, out).summary}", highlight=False)
+
+
+def _claim_output(out: Path, source: dict, label: str, restart: bool) -> None:
     """Make `out` hold a run on `source`: refuse another input's run unless `restart`, which
     drops its tokenizer and shards (the loop then replaces its checkpoint)."""
     record = out / "source.json"
@@ -199,7 +227,7 @@ def _claim_output(out: Path, source: dict, text_path: Path, restart: bool) -> No
         changed = ", ".join(k for k in source if old.get(k) != source[k]) or "input"
         if not restart:
             raise ChatforgeError(
-                f"{out}: holds a run on other input ({changed} differ from {text_path}'s); "
+                f"{out}: holds a run on other input ({changed} differ from {label}); "
                 "pass --restart to train afresh there, or choose another --out"
             )
         for sub in ("tokenizer", "tokens"):
