@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -91,6 +93,21 @@ def test_the_gpu_presets_start_on_cpu_with_their_dimensions_scaled_down(preset, 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["steps"] == 2 and result["val_bpb"] > 0
     assert "2 steps x 1,024 tokens" in done.stderr and "expected" in done.stderr  # the plan
+
+
+def test_a_gpu_preset_trains_on_a_local_parquet_corpus_given_as_data(tmp_path):
+    corpus = tmp_path / "corpus.parquet"
+    rows = [f"the river {i} runs by the stone {i % 7} and the light of town {i % 5}." for i in range(400)]
+    pq.write_table(pa.table({"text": rows}), corpus)
+    cmd = [sys.executable, "-m", "chatforge", "pretrain", "--preset", "d12", "--data", str(corpus),
+           "--out", str(tmp_path / "out"), "--max-steps", "2", *TINY]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["steps"] == 2 and result["val_bpb"] > 0
+    index = json.loads((tmp_path / "out" / "tokens" / "index.json").read_text())
+    assert index["splits"]["train"]["docs"] + index["splits"]["val"]["docs"] == 400
 
 
 # The GPU presets' own settings (optimizer, grad_accum 8, schedule, eval intervals) with the
