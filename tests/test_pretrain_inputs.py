@@ -201,6 +201,13 @@ def test_the_gpu_presets_name_a_hub_corpus_read_for_their_token_budget(preset):
     assert 4 <= p.max_chars * (1 - p.val_fraction) / budget <= 6  # characters per token, about 4.8
 
 
+def test_an_hf_input_without_the_datasets_package_fails_before_any_stage(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    cfg = load_config("d12")
+    with pytest.raises(InputError, match=r"needs the 'datasets' package: pip install 'chatforge\[hf\]'"):
+        resolve(cfg.pretrain)
+
+
 def test_max_chars_must_not_be_negative():
     with pytest.raises(ConfigError, match="pretrain.max_chars=-1: must be at least 0"):
         load_config("smoke", ["pretrain.max_chars=-1"])

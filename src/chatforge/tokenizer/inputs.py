@@ -19,6 +19,7 @@ characters, so the tokenizer and the shards of a multi-terabyte stream take its 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -98,6 +99,8 @@ def resolve(p: PretrainConfig) -> Inputs:
     files = [path / "index.json" for path in shards]
     for spec in readers:
         kind, name, _ = parse_spec(spec)
+        if kind == "hf" and importlib.util.find_spec("datasets") is None:  # fail before the corpus stage
+            raise InputError(f"source {spec!r} needs the 'datasets' package: pip install 'chatforge[hf]'")
         if kind != "hf":
             source = open_source(spec)
             files += source.files if isinstance(source, TabularSource) else []
