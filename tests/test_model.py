@@ -77,6 +77,19 @@ def test_sampling_is_seeded_and_filters_apply():
     assert sample_next(logits[:1], 0.0).item() == 0
 
 
+def test_sampling_follows_the_distribution_and_each_row_draws_from_its_own_generator():
+    probs = torch.tensor([0.5, 0.25, 0.125, 0.125, 0.0])
+    logits = probs.log()[None].repeat(20_000, 1)
+    drawn = sample_next(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(3))
+    freq = torch.bincount(drawn, minlength=5).float() / len(drawn)
+    assert torch.allclose(freq, probs, atol=0.015) and freq[4] == 0  # zero mass: never drawn
+    # Per-row generators: a row's token depends on its own seed, not on the rows beside it.
+    rows = torch.randn(6, 50)
+    alone = [int(sample_next(rows[i : i + 1], 0.9, 0, 1.0, [torch.Generator().manual_seed(i)])[0]) for i in range(6)]
+    together = sample_next(rows, 0.9, 0, 1.0, [torch.Generator().manual_seed(i) for i in range(6)]).tolist()
+    assert together == alone
+
+
 def test_checkpoint_round_trip(tmp_path):
     for tie in (False, True):
         model = tiny(tie_embeddings=tie)

@@ -294,10 +294,8 @@ class Engine:
             if params.temperature <= 0:
                 nxt = logits.argmax(-1).tolist()
             else:  # a forced row draws too and discards it: simpler than skipping its generator
-                nxt = [
-                    int(sample_next(logits[i : i + 1], params.temperature, params.top_k, params.top_p, gens[r])[0])
-                    for i, r in enumerate(active)
-                ]
+                nxt = sample_next(logits, params.temperature, params.top_k, params.top_p,
+                                  [gens[r] for r in active]).tolist()
             is_forced = [bool(forced[r]) for r in active]
             nxt = [forced[r].popleft() if f else t for t, r, f in zip(nxt, active, is_forced, strict=True)]
             if params.logprobs:
