@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
+from dataclasses import asdict
 
 from chatforge.config import CorpusConfig
 from chatforge.corpus import dialogue, programs, tasks, turkish
@@ -222,8 +223,10 @@ class _Maker:
     def open(self, lang: str) -> dict:
         e = self.rng.choice(self.subjects)
         phrasing = self.rng.choice(dialogue.train_phrasings(dialogue.OPEN_REQUESTS[lang]))
-        q, a = dialogue.open_request(self.rng, e, self.known(e), lang, phrasing)
-        return self.conv("open", lang, [_message("user", q), _message("assistant", a)], "", {"subject": e.id})
+        facts = self.known(e)
+        q, a = dialogue.open_request(self.rng, e, facts, lang, phrasing)
+        return self.conv("open", lang, [_message("user", q), _message("assistant", a)], "",
+                         {"subject": e.id, "facts": [asdict(f) for f in facts]})
 
     def followup(self, lang: str) -> dict:
         e = self.rng.choice(self.subjects)
@@ -246,8 +249,8 @@ class _Maker:
     def unknown(self, lang: str) -> dict:
         e = self.rng.choice(self.unknown_pool)
         q, a = dialogue.unknown_question(self.rng, self.world, e, lang, held_out=False)
-        return self.conv("unknown", lang, [_message("user", q), _message("assistant", a)], "",
-                         {"entity": e.name})
+        return self.conv("unknown", lang, [_message("user", q), _message("assistant", a)],
+                         dialogue.UNKNOWN_MARKER[lang], {"entity": e.name})
 
     def code(self, lang: str) -> dict:
         task = programs.code_task(self.rng, self.world, lang, self.unseen)

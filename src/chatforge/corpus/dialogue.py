@@ -25,11 +25,19 @@ from chatforge.corpus.facts import Entity, Fact
 from chatforge.corpus.templates import QUESTIONS, display, fact_question, fact_sentence, name_forms
 from chatforge.corpus.world import RELATIONS, World
 
+# Many training phrasings, so that the held-out one is met as new wording of a familiar
+# request; the Turkish ones include the "-ebilir misin" modal that harmful requests also use,
+# so that a polite form is not learned as a sign of harm.
 OPEN_REQUESTS = {
     "en": ["Tell me about {X}.", "What do you know about {X}?", "Describe {X}.",
-           "Can you tell me something about {X}?", "I'd like to hear about {X}."],
+           "Can you tell me something about {X}?", "What can you tell me about {X}?",
+           "Give me some information about {X}.", "Could you describe {X} for me?",
+           "Share what you know about {X}.", "I'd like to hear about {X}."],
     "tr": ["Bana {X_abl} bahset.", "{X} hakkında ne biliyorsun?", "{X_acc} anlat.",
-           "{X} hakkında bilgi verir misin?", "{X} hakkında neler söyleyebilirsin?"],
+           "{X} hakkında bilgi verir misin?", "Bana {X_abl} bahsedebilir misin?",
+           "{X} hakkında bir şeyler anlatabilir misin?", "{X} hakkında bilgi verebilir misin?",
+           "{X} hakkında neler biliyorsun?", "{X} hakkında neler anlatabilirsin?",
+           "{X} hakkında neler söyleyebilirsin?"],
 }
 
 # Comparisons: relation -> (question phrasings, answer), per language. {A}/{B} the two

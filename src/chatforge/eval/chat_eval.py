@@ -51,12 +51,17 @@ def _words(text: str) -> list[str]:
     return [w.strip(".,;:!?\"()") for w in normalise_answer(text).split()]
 
 
+_ARTICLES = {"a", "an"}  # agree with the value that follows: "an engineer" / "a teacher"
+
+
 def _object_span(words: list[str], answer: str) -> set[int]:
-    """Positions of the fact's value in a sentence (Turkish suffixes allowed: karova'da)."""
+    """Positions of the fact's value in a sentence (Turkish suffixes allowed: karova'da), with
+    the English article before it, which changes with the value."""
     target = _words(answer)
     for i in range(len(words) - len(target) + 1):
         if all(words[i + j].startswith(t) for j, t in enumerate(target)):
-            return set(range(i, i + len(target)))
+            start = i - 1 if i > 0 and words[i - 1] in _ARTICLES else i
+            return set(range(start, i + len(target)))
     return set()
 
 
