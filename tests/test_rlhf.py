@@ -21,6 +21,8 @@ from chatforge.align.judges import HTTPJudge, RuleJudge, agreement
 from chatforge.align.pairs import encode_pair, sequence_logprobs, sequences
 from chatforge.align.prefs import Pair
 from chatforge.align.reward import bradley_terry_loss, calibration_error, epoch_batch
+from chatforge.corpus.facts import Fact
+from chatforge.corpus.templates import fact_sentence
 from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.model.loss import IGNORE_INDEX
 from chatforge.runs import read_json
@@ -108,6 +110,29 @@ def test_the_rule_judge_prefers_right_then_ended_answers():
     ]
     assert judge.choose(pairs) == ["A", "B", "B", "tie", "A"]
     assert agreement(["A", "A", "B", "tie"], ["A", "B", "B", "tie"]) == (pytest.approx(2 / 3), 3)
+
+
+def test_the_rule_judge_decides_open_requests_comparisons_unknowns_and_harmless_requests():
+    facts = [{"id": "p.profession", "subject": "Ada Kestrel", "subject_id": "p", "subject_kind": "person",
+              "relation": "profession", "object": "weaver", "object_tr": "dokumacı", "object_id": ""},
+             {"id": "p.colour", "subject": "Ada Kestrel", "subject_id": "p", "subject_kind": "person",
+              "relation": "colour", "object": "red", "object_tr": "kırmızı", "object_id": ""}]
+    job, colour = (fact_sentence(Fact(**f), "en", 0) for f in facts)
+    wrong_job = job.replace("weaver", "baker")
+    open_meta = {"kind": "open", "lang": "en", "facts": facts, "finish_reason": "stop"}
+
+    def pair(meta, a, b):
+        return Pair(1, "q", a, b, meta, {**meta}, "generated", "train", 0.0)
+
+    pairs = [
+        pair(open_meta, job, f"{job} {colour}"),  # two facts pass, one does not
+        pair(open_meta, f"{wrong_job} {colour}", f"{colour} {job}"),  # nothing may contradict
+        pair({"kind": "compare", "answer": "the Vudo River"}, "The Güke River is longer.", "The Vudo River is longer."),
+        pair({"kind": "unknown", "answer": "I don't know"}, "I don't know. I have no information about Zob.", "Zob was born in 1890."),
+        pair({"kind": "benign"}, "I'm sorry, but I can't help with that.", "Run kill -9 on its process id."),
+        pair({"kind": "followup", "answer": "1913"}, "1850", "1913"),
+    ]
+    assert RuleJudge().choose(pairs) == ["B", "B", "B", "A", "B", "B"]
 
 
 class _FakeJudgeServer(http.server.BaseHTTPRequestHandler):

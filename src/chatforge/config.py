@@ -250,7 +250,10 @@ class PrefsConfig:
     heldout_prompts: int = at_least(0, 240)
     # one sampling temperature per answer of a pair
     temperatures: list[float] = field(default_factory=lambda: [0.7, 1.3])
-    max_new_tokens: int = at_least(1, 48)
+    max_new_tokens: int = at_least(1, 64)  # room for an open request's few sentences
+    # the weights' dtype while sampling: auto = bf16 where its matmuls are fast (about twice the
+    # answers per second on a bf16-capable CPU), the pairs being data rather than a measurement
+    precision: str = one_of("auto", "auto", "bf16", "fp32")
     judge: str = one_of("rule", "rule", "reward", "http")  # who picks, when no person does
     judge_url: str = ""  # prefs.judge=http: an OpenAI-compatible endpoint
     judge_model: str = "judge"

@@ -48,7 +48,8 @@ STAGES: list[Stage] = [
     Stage("sft", sft.run, ("run.seed", "sft"), ("pretrain", "corpus"),
           files=lambda cfg: cfg.sft.data, distributed=True,
           help="supervised fine-tuning on conversations; held-out fact exact match"),
-    Stage("prefs", collect.run, ("run.seed", "prefs"), ("sft",),
+    # The prompts and the corpus's own pairs come from the corpus.
+    Stage("prefs", collect.run, ("run.seed", "prefs"), ("sft", "corpus"),
           enabled=lambda cfg: cfg.prefs.enabled,
           files=lambda cfg: [spec.partition(":")[2] for spec in cfg.prefs.data],
           help="two answers per prompt from the SFT model, and a judge's (or a person's) choice"),

@@ -3,9 +3,11 @@ prompt (two sampling temperatures, seeds per row), and a judge (or a person, thr
 `chatforge prefs label|serve`) picks one.
 
 The prompts of the built-in corpus are its conversations' requests whose better answer the
-rules can tell: fact and arithmetic questions (the answer is known) and harmful requests
-(they must be refused), from the training conversations for training pairs and from the
-held-out ones for held-out pairs (reward-model accuracy, DPO margins). Every generated pair
+rules can tell: fact questions, follow-ups, comparisons, open requests and arithmetic (the
+answer is known), questions about what the world lacks ("I don't know"), harmful requests
+(they must be refused) and harmless ones that sound harmful (they must not), from the
+training conversations for training pairs and from the held-out ones for held-out pairs
+(reward-model accuracy, DPO margins). Every generated pair
 records the model and the sampling settings of each answer; a new generation (another SFT
 model, other settings) is told apart by its `generation` key, so the training stages read
 the pairs of the current generation plus whatever was imported.
@@ -23,7 +25,7 @@ from chatforge.align.judges import HTTPJudge, Judge, RewardModelJudge, RuleJudge
 from chatforge.align.pairs import prompt_messages
 from chatforge.align.prefs import Pair, PrefStore
 from chatforge.config import Config
-from chatforge.device import pick_device
+from chatforge.device import compute_dtype, pick_device
 from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import ConfigError
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
@@ -33,22 +35,41 @@ from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
 from chatforge.tokenizer.chat import render_prompt
 
-JUDGED_KINDS = ("fact", "arithmetic", "refusal")
+JUDGED_KINDS = ("fact", "followup", "compare", "unknown", "open", "arithmetic", "refusal", "benign")
 IMPORT_FORMATS = ("jsonl", "hh-rlhf", "llamafactory")
+CORPUS_PAIRS = ("safety_prefs_train.jsonl", "contrast_prefs_train.jsonl")
 
 
-def corpus_prompts(run: RunDir, n_train: int, n_heldout: int, seed: int) -> list[dict]:
-    """Requests of the corpus's conversations the rule judge can decide, with their split."""
+def corpus_prompts(run: RunDir, n_train: int, n_heldout: int, seed: int,
+                   kinds: Sequence[str] = JUDGED_KINDS) -> list[dict]:
+    """Requests of the corpus's conversations of `kinds` (those the rule judge can decide), with
+    their split; "benign" are harmless requests that sound harmful (training only)."""
     out = []
     for split, name, n in (("train", "sft_train.jsonl", n_train), ("heldout", "sft_heldout.jsonl", n_heldout)):
-        rows = [r for r in read_jsonl(run.corpus / name) if r.get("kind") in JUDGED_KINDS]
-        random.Random(seed).shuffle(rows)
-        for r in rows[:n]:
-            messages = r["messages"][:-1]  # the dialogue up to the answer
-            out.append({"prompt": messages[-1]["content"], "messages": messages if len(messages) > 1 else None,
-                        "kind": r["kind"], "answer": r.get("answer", ""), "lang": r.get("lang", ""),
-                        "split": split})
+        prompts = [_request(r, split) for r in read_jsonl(run.corpus / name) if r.get("kind") in kinds]
+        if split == "train" and "benign" in kinds:
+            prompts += benign_requests(run.corpus / "eval" / "benign_train.jsonl")
+        random.Random(seed).shuffle(prompts)
+        out += prompts[:n]
     return out
+
+
+def _request(conversation: dict, split: str) -> dict:
+    messages = conversation["messages"][:-1]  # the dialogue up to the answer
+    return {"prompt": messages[-1]["content"], "messages": messages if len(messages) > 1 else None,
+            "kind": conversation["kind"], "answer": conversation.get("answer", ""),
+            "lang": conversation.get("lang", ""), "facts": conversation.get("meta", {}).get("facts"),
+            "split": split}
+
+
+def benign_requests(path: Path) -> list[dict]:
+    """The corpus's harmless requests that sound harmful ("How do I kill a Python process?"),
+    once each, for training pairs: the judge wants them answered, not refused."""
+    if not path.is_file():
+        return []
+    unique = dict.fromkeys((r["prompt"], r.get("lang", "")) for r in read_jsonl(path))
+    return [{"prompt": prompt, "messages": None, "kind": "benign", "answer": "", "lang": lang,
+             "facts": None, "split": "train"} for prompt, lang in unique]
 
 
 def generate_pairs(model: GPT, tok: Tokenizer, prompts: Sequence[dict], temperatures: Sequence[float],
@@ -70,6 +91,8 @@ def generate_pairs(model: GPT, tok: Tokenizer, prompts: Sequence[dict], temperat
         a, b = answers[0][i], answers[1][i]
         common = {"kind": p["kind"], "answer": p["answer"], "lang": p["lang"], "generation": generation,
                   "model": model_name, "messages": p["messages"]}
+        if p.get("facts"):
+            common["facts"] = p["facts"]
         meta = [{**common, "temperature": t, "seed": seed + 100_003 * k + i, "finish_reason": c.finish_reason}
                 for k, (t, c) in enumerate(zip(temperatures, (a, b), strict=True))]
         rows.append({"prompt": p["prompt"], "response_a": a.text, "response_b": b.text,
@@ -104,7 +127,8 @@ def generation_key(cfg: Config, run: RunDir) -> str:
     """What the current generated pairs came from: the SFT weights and the sampling settings."""
     weights = resolve_checkpoint(run.checkpoint("sft")) / "model.safetensors"
     p = cfg.prefs
-    return f"{files_digest([weights])}-{p.temperatures}-{p.max_new_tokens}-{p.prompts}-{p.heldout_prompts}-{cfg.run.seed}"
+    return (f"{files_digest([weights])}-{p.temperatures}-{p.max_new_tokens}-{p.prompts}-{p.heldout_prompts}"
+            f"-{cfg.run.seed}-{compute_dtype(pick_device(cfg.run.device), p.precision)}")
 
 
 def current_pairs(store: PrefStore, generation: str) -> list[Pair]:
@@ -138,7 +162,7 @@ def generate(cfg: Config, run: RunDir, console: Console) -> tuple[PrefStore, lis
     pairs = current_pairs(store, generation)
     if not pairs:
         tok = load_tokenizer(run.tokenizer)
-        model = load_model(run.checkpoint("sft"), device).eval()
+        model = load_model(run.checkpoint("sft"), device).eval().to(compute_dtype(device, p.precision))
         prompts = corpus_prompts(run, p.prompts, p.heldout_prompts, cfg.run.seed)
         rows = generate_pairs(model, tok, prompts, p.temperatures, p.max_new_tokens,
                               cfg.run.seed, generation, "sft")
@@ -148,9 +172,11 @@ def generate(cfg: Config, run: RunDir, console: Console) -> tuple[PrefStore, lis
         store.add_pairs(rows)
         pairs = current_pairs(store, generation)
     imported = {spec: import_preferences(store, spec) for spec in p.data}
-    safety = run.corpus / "eval" / "safety_prefs_train.jsonl"  # refuse-vs-comply pairs
-    if safety.is_file():
-        imported["corpus:" + safety.name] = store.import_jsonl(safety).as_dict()
+    # The corpus's own pairs: refuse-vs-comply and right-vs-one-wrong-fact (corpus/contrast.py).
+    for name in CORPUS_PAIRS:
+        path = run.corpus / "eval" / name
+        if path.is_file():
+            imported["corpus:" + name] = store.import_jsonl(path).as_dict()
     return store, pairs, imported
 
 
@@ -171,7 +197,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     console = console or Console(stderr=True)
     store, pairs, imported = generate(cfg, run, console)
     metrics = {"pairs": len(pairs), "imported": imported, **judge(cfg, run, store, pairs, cfg.prefs.judge)}
-    by_split = {s: len(store.preferences(split=s)) for s in ("train", "heldout")}
+    train_prefs, held_prefs = training_preferences(store, generation_key(cfg, run))
+    by_split = {"train": len(train_prefs), "heldout": len(held_prefs)}
     metrics["preferences"] = by_split
     return StageResult(
         outputs={"prefs": str(store.path)}, metrics=metrics,

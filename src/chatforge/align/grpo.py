@@ -20,6 +20,7 @@ import torch
 from rich.console import Console
 
 from chatforge.align.collect import corpus_prompts
+from chatforge.align.judges import RuleJudge
 from chatforge.align.pairs import prompt_messages, reward_scores
 from chatforge.align.ppo import answer_kl, compare_with_sft, heldout_answers, judge_answers
 from chatforge.align.rl import (
@@ -35,8 +36,6 @@ from chatforge.align.rl import (
 )
 from chatforge.config import Config
 from chatforge.device import pick_device
-from chatforge.eval.facts import answer_matches
-from chatforge.eval.refusal import is_refusal
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
 from chatforge.model.gpt import GPT, GPTConfig, token_logprobs
 from chatforge.runs import RunDir, atomic_write_json, files_digest
@@ -49,10 +48,8 @@ VERIFIABLE = ("fact", "arithmetic", "refusal")
 
 
 def verifiable_reward(prompt: dict, text: str, ended: bool) -> float:
-    """1 for a right answer (or a refusal of a harmful request), else 0."""
-    if prompt["kind"] == "refusal":
-        return float(is_refusal(text))
-    return float(answer_matches(text, prompt["answer"], ended=ended))
+    """The rule judge's score: 1 for a right answer (or a refusal of a harmful request), else 0."""
+    return RuleJudge.score(prompt, text, ended) or 0.0
 
 
 class GRPOTask:
@@ -169,7 +166,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     ref = sft.eval().requires_grad_(False)
     rm_dir = run.checkpoint("reward")
     rm = load_checkpoint(rm_dir, device).eval().requires_grad_(False) if (rm_dir / "LATEST").is_file() else None
-    prompts = corpus_prompts(run, g.prompts, g.heldout_prompts, cfg.run.seed + 2)
+    prompts = corpus_prompts(run, g.prompts, g.heldout_prompts, cfg.run.seed + 2, kinds=VERIFIABLE)
     train_prompts = [p for p in prompts if p["split"] == "train"]
     heldout = [p for p in prompts if p["split"] == "heldout"]
     task = GRPOTask(policy, ref if g.kl_coef > 0 else None, rm, tok, train_prompts, heldout, cfg, ddp)

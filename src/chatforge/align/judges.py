@@ -1,8 +1,9 @@
 """Judges: who picks the better of two answers when no person does.
 
-- `rule`: for the built-in corpus, which knows the verifiable answers (facts, arithmetic) and
-  which requests must be refused; it prefers the answer that is right, then one that ended
-  its turn, and calls the rest a tie.
+- `rule`: for the built-in corpus, which knows the verifiable answers (facts, follow-ups,
+  comparisons, arithmetic, the facts an open request should state, "I don't know" for what
+  the world lacks), which requests must be refused and which harmless ones must not; it
+  prefers the answer that is more right, then one that ended its turn, and calls the rest a tie.
 - `reward`: a trained reward model (RLAIF): the higher score wins.
 - `http`: any OpenAI-compatible chat endpoint, asked which answer is better.
 
@@ -20,8 +21,10 @@ from typing import Protocol
 
 from chatforge.align.pairs import prompt_messages, reward_scores
 from chatforge.align.prefs import Pair
+from chatforge.corpus.facts import Fact
 from chatforge.errors import ChatforgeError
-from chatforge.eval.facts import answer_matches
+from chatforge.eval.chat_eval import OPEN_MIN_FACTS, score_open
+from chatforge.eval.facts import answer_matches, normalise_answer
 from chatforge.eval.refusal import is_refusal
 
 
@@ -41,21 +44,32 @@ class RuleJudge:
     name = "rule"
 
     @staticmethod
-    def score(kind: str, answer: str, reply: str, ended: bool) -> float | None:
-        """1 for a right answer, 0 for a wrong one, None when the rules cannot tell."""
-        if kind in ("fact", "arithmetic") and answer:
+    def score(meta: dict, reply: str, ended: bool) -> float | None:
+        """How right `reply` is for its prompt (higher is better), None when the rules cannot
+        tell. `meta` is the pair's: kind, answer, language and, for open requests, the facts."""
+        kind, answer = meta.get("kind", ""), meta.get("answer", "")
+        if kind in ("fact", "followup", "arithmetic") and answer:
             return float(answer_matches(reply, answer, ended=ended))
+        if kind == "compare" and answer:  # the right answer names the winner first
+            return float(normalise_answer(reply).startswith(normalise_answer(answer)))
+        if kind == "unknown" and answer:  # answer: the language's "I don't know"
+            return float(normalise_answer(answer) in normalise_answer(reply))
+        if kind == "open" and meta.get("facts"):  # the chat evaluation's bar: facts, none wrong
+            facts = [Fact(**f) for f in meta["facts"]]
+            right, wrong = score_open(reply, facts, meta.get("lang", "en"))
+            return float(right >= min(OPEN_MIN_FACTS, len(facts)) and wrong == 0)
         if kind == "refusal":
             return float(is_refusal(reply))
+        if kind == "benign":  # harmless requests that sound harmful: answer, do not refuse
+            return float(not is_refusal(reply))
         return None
 
     def choose(self, pairs: Sequence[Pair]) -> list[str]:
         out = []
         for p in pairs:
-            kind, answer = p.meta_a.get("kind", ""), p.meta_a.get("answer", "")
             ended = [p.meta_a.get("finish_reason", "stop") == "stop", p.meta_b.get("finish_reason", "stop") == "stop"]
-            a = self.score(kind, answer, p.response_a, ended[0])
-            b = self.score(kind, answer, p.response_b, ended[1])
+            a = self.score(p.meta_a, p.response_a, ended[0])
+            b = self.score(p.meta_a, p.response_b, ended[1])
             if a is None or b is None or a == b:
                 # Equal on correctness: an answer that ends its turn beats one that runs on.
                 out.append("A" if ended[0] > ended[1] else "B" if ended[1] > ended[0] else "tie")

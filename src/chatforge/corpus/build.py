@@ -9,6 +9,7 @@ Outputs (all written atomically):
                         the held-out fact questions that score SFT (exact match)
   eval/chat_heldout.jsonl  the chat evaluation's items, held-out phrasings (eval/chat_eval.py)
   eval/*.jsonl          safety and bias sets (harmful, benign look-alikes, bias pairs; corpus/safety.py)
+  eval/contrast_prefs_train.jsonl  right answers against one wrong fact (corpus/contrast.py)
   eval/{mc,word_problems,code,truthful}/  held-out benchmark-layout sets (corpus/evalsets.py)
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatforge.config import Config, CorpusConfig
-from chatforge.corpus import chat, evalsets, safety, text
+from chatforge.corpus import chat, contrast, evalsets, safety, text
 from chatforge.corpus.world import World
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.stage import StageResult
@@ -40,6 +41,7 @@ def generate(cfg: CorpusConfig) -> dict[str, Any]:
     facts_heldout = chat.heldout_fact_questions(heldout)
     return {"world": world, "docs": docs, "mentions": mentions, "train": train,
             "heldout": heldout, "facts_heldout": facts_heldout, "chat_heldout": chat_items,
+            "contrast": contrast.contrast_pairs(world, train, cfg.seed),
             "safety": safety.generate(world, list(cfg.languages), cfg.seed),
             "evalsets": evalsets.build(world, facts_heldout, train, docs, cfg.seed, cfg.eval_items,
                                        list(cfg.languages))}
@@ -57,6 +59,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
     }
     files |= {f"eval/{stem}.jsonl": _jsonl(rows) for stem, rows in out["safety"].items()}
     files["eval/chat_heldout.jsonl"] = _jsonl(out["chat_heldout"])
+    files["eval/contrast_prefs_train.jsonl"] = _jsonl(out["contrast"])
     files |= {f"eval/{path}": body for path, body in out["evalsets"].items()}
     for name, body in files.items():
         atomic_write_text(run.corpus / name, body)
@@ -81,6 +84,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "facts_heldout": len(out["facts_heldout"]),
         "facts_heldout_unseen": sum(not q["seen_in_sft"] for q in out["facts_heldout"]),
         "safety_sets": {stem: len(rows) for stem, rows in out["safety"].items()},
+        "contrast_pairs": len(out["contrast"]),
         "build_s": round(time.perf_counter() - started, 2),
     }
     outputs = {name: str(run.corpus / name) for name in [*files, "world.json"]}
