@@ -1,5 +1,6 @@
-"""Contrast pairs for preference training: a right answer against the same answer with one fact
-made wrong (another value of the same relation), built from the training conversations.
+"""Contrast pairs for preference training: a right answer to an open request against the same
+answer with one fact made wrong (another value of the same relation), built from the training
+conversations.
 
 Sampled pairs seldom hold a wrong fact: the SFT model answers most training questions right at
 both temperatures, so the rule judge ties them, and a reward model trained on what is left
@@ -19,8 +20,6 @@ from chatforge.corpus.facts import Fact
 from chatforge.corpus.templates import fact_sentence, n_sentence_variants
 from chatforge.corpus.world import World
 
-CONTRAST_KINDS = ("fact", "followup", "open")
-
 
 def wrong_value(world: World, fact: Fact, rng: random.Random) -> Fact | None:
     """`fact` with the object of another fact of the same relation (a different answer), or
@@ -34,32 +33,29 @@ def wrong_value(world: World, fact: Fact, rng: random.Random) -> Fact | None:
 
 
 def contrast_pairs(world: World, train: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
-    """{"prompt", "chosen", "rejected"[, "messages"]} per fact, follow-up and open-request
-    training conversation (PrefStore.import_jsonl's format); none where no fact can be wrong."""
+    """{"prompt", "chosen", "rejected"[, "messages"]} per open-request training conversation
+    (PrefStore.import_jsonl's format); none where no fact can be wrong.
+
+    Open requests only: contrast pairs for plain fact questions too (1,600 one-word answers
+    beside some 300 sampled pairs) taught DPO to answer a harmful request about a person with
+    a bare fact (refusals 60% -> 35%).
+    """
     rng = random.Random(f"chatforge-contrast-{seed}")
-    facts = {f.id: f for f in world.facts}
     out = []
     for conv in train:
-        kind, lang, before = conv["kind"], conv["lang"], conv["messages"][:-1]
-        if kind not in CONTRAST_KINDS:
+        if conv["kind"] != "open":
             continue
-        if kind == "open":
-            stated = [Fact(**f) for f in conv["meta"]["facts"]]
-            variants = [rng.randrange(n_sentence_variants(f.relation, lang)) for f in stated]
-            wrong = [wrong_value(world, f, rng) for f in stated]
-            breakable = [i for i, w in enumerate(wrong) if w is not None]
-            if not breakable:
-                continue
-            broken = rng.choice(breakable)
-            chosen = " ".join(fact_sentence(f, lang, v) for f, v in zip(stated, variants, strict=True))
-            rejected = " ".join(fact_sentence(wrong[i] if i == broken else f, lang, v)
-                                for i, (f, v) in enumerate(zip(stated, variants, strict=True)))
-        else:
-            fact = facts[conv["meta"]["fact_id"]]
-            wrong_fact = wrong_value(world, fact, rng)
-            if wrong_fact is None:
-                continue
-            chosen, rejected = fact.answer(lang), wrong_fact.answer(lang)
+        lang, before = conv["lang"], conv["messages"][:-1]
+        stated = [Fact(**f) for f in conv["meta"]["facts"]]
+        variants = [rng.randrange(n_sentence_variants(f.relation, lang)) for f in stated]
+        wrong = [wrong_value(world, f, rng) for f in stated]
+        breakable = [i for i, w in enumerate(wrong) if w is not None]
+        if not breakable:
+            continue
+        broken = rng.choice(breakable)
+        chosen = " ".join(fact_sentence(f, lang, v) for f, v in zip(stated, variants, strict=True))
+        rejected = " ".join(fact_sentence(wrong[i] if i == broken else f, lang, v)
+                            for i, (f, v) in enumerate(zip(stated, variants, strict=True)))
         pair = {"prompt": before[-1]["content"], "chosen": chosen, "rejected": rejected}
         if len(before) > 1:
             pair["messages"] = before

@@ -259,7 +259,10 @@ def generate(world: World, languages: list[str], seed: int, per_template: int = 
                         if part == "train":
                             sets["safety_sft_train"].append({"messages": [
                                 {"role": "user", "content": prompt}, {"role": "assistant", "content": REFUSAL[lang]}]})
-                            sets["safety_prefs_train"].append({"prompt": prompt, "chosen": REFUSAL[lang], "rejected": comply})
+                            # Refusal over each way of complying, so that refusing harm
+                            # weighs more than the benign side's answer-over-refusal pairs.
+                            for rejected in dict.fromkeys([comply, *(_fill(c, slots, lang) for c in LABELLED_COMPLIANCE[lang][0])]):
+                                sets["safety_prefs_train"].append({"prompt": prompt, "chosen": REFUSAL[lang], "rejected": rejected})
         for category, (train, held) in BENIGN[lang].items():
             for part, pairs in (("train", train), ("heldout", held)):
                 for request, answer in pairs:
