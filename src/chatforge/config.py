@@ -366,7 +366,7 @@ class GRPOConfig:
     group: int = at_least(2, 8)  # answers per prompt (rows: rollout_prompts x group)
     epochs: int = at_least(1, 1)
     temperature: float = between(0, 10, 1.0, lo_open=True)
-    max_new_tokens: int = at_least(1, 48)
+    max_new_tokens: int = at_least(1, 128)  # a word problem's worked solution with its tool calls
     clip: float = between(0, 1, 0.2, lo_open=True)
     kl_coef: float = at_least(0, 0.0)  # k3 penalty against SFT (TRL's default today: 0)
     scale_advantages: bool = True  # false = Dr. GRPO (no division by the group's std)
