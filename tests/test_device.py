@@ -81,17 +81,23 @@ def test_the_expected_hours_and_cost_follow_from_flops_peak_and_price():
     assert "$" not in expected_run(10, 100, 1e6, 1e11, 1, None)
 
 
-@pytest.mark.parametrize("preset", ["d12", "d20"])
-def test_the_gpu_presets_start_on_cpu_with_their_dimensions_scaled_down(preset, tmp_path):
-    text = tmp_path / "t.txt"
-    text.write_text("the river runs by the stone and the light\n" * 300)
-    cmd = [sys.executable, "-m", "chatforge", "pretrain", "--preset", preset, "--text", str(text),
-           "--out", str(tmp_path / "out"), "--max-steps", "2", *TINY]
+def pretrain_two_steps(preset: str, source: list[str], out) -> subprocess.CompletedProcess:
+    """`chatforge pretrain` of a GPU preset scaled down (TINY), two steps, checked for success."""
+    cmd = [sys.executable, "-m", "chatforge", "pretrain", "--preset", preset, *source,
+           "--out", str(out), "--max-steps", "2", *TINY]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["steps"] == 2 and result["val_bpb"] > 0
+    return done
+
+
+@pytest.mark.parametrize("preset", ["d12", "d20"])
+def test_the_gpu_presets_start_on_cpu_with_their_dimensions_scaled_down(preset, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the river runs by the stone and the light\n" * 300)
+    done = pretrain_two_steps(preset, ["--text", str(text)], tmp_path / "out")
     assert "2 steps x 1,024 tokens" in done.stderr and "expected" in done.stderr  # the plan
 
 
@@ -99,13 +105,7 @@ def test_a_gpu_preset_trains_on_a_local_parquet_corpus_given_as_data(tmp_path):
     corpus = tmp_path / "corpus.parquet"
     rows = [f"the river {i} runs by the stone {i % 7} and the light of town {i % 5}." for i in range(400)]
     pq.write_table(pa.table({"text": rows}), corpus)
-    cmd = [sys.executable, "-m", "chatforge", "pretrain", "--preset", "d12", "--data", str(corpus),
-           "--out", str(tmp_path / "out"), "--max-steps", "2", *TINY]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["steps"] == 2 and result["val_bpb"] > 0
+    pretrain_two_steps("d12", ["--data", str(corpus)], tmp_path / "out")
     index = json.loads((tmp_path / "out" / "tokens" / "index.json").read_text())
     assert index["splits"]["train"]["docs"] + index["splits"]["val"]["docs"] == 400
 
