@@ -29,6 +29,7 @@ import torch.distributed as dist
 from rich.console import Console
 
 from chatforge.align.collect import corpus_prompts
+from chatforge.align.judges import RuleJudge
 from chatforge.align.pairs import prompt_messages, reward_scores
 from chatforge.align.rl import (
     AdaptiveKL,
@@ -49,8 +50,6 @@ from chatforge.align.rl import (
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
-from chatforge.eval.facts import answer_matches
-from chatforge.eval.refusal import is_refusal
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
 from chatforge.model.gpt import GPT, GPTConfig, token_logprobs
 from chatforge.model.reward import PolicyValueModel, RewardModel
@@ -73,10 +72,11 @@ def judge_answers(prompts: Sequence[dict], completions: Sequence) -> dict[str, f
     right: dict[str, list[bool]] = {"fact": [], "arithmetic": []}
     refused = []
     for p, c in zip(prompts, completions, strict=True):
+        verdict = bool(RuleJudge.score(p, c.text, c.finish_reason == "stop"))
         if p["kind"] in right:
-            right[p["kind"]].append(answer_matches(c.text, p["answer"], ended=c.finish_reason == "stop"))
+            right[p["kind"]].append(verdict)
         elif p["kind"] == "refusal":
-            refused.append(is_refusal(c.text))
+            refused.append(verdict)
     both = right["fact"] + right["arithmetic"]
     return {"accuracy": sum(both) / max(len(both), 1),
             **{f"accuracy_{k}": sum(v) / max(len(v), 1) for k, v in right.items()},
