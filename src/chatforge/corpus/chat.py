@@ -32,11 +32,14 @@ from chatforge.corpus.templates import (
 from chatforge.corpus.world import World
 
 KINDS = ("fact", "open", "followup", "compare", "unknown", "arithmetic", "calc", "code", "refusal",
-         "smalltalk")
+         "howto", "smalltalk")
 # Share of the training conversations of each kind.
 SHARES = {"fact": 0.30, "open": 0.12, "followup": 0.10, "compare": 0.05, "unknown": 0.08,
-          "arithmetic": 0.08, "calc": 0.10, "code": 0.07, "refusal": 0.06, "smalltalk": 0.04}
-UNKNOWN_POOL = 120  # invented entities the training questions about unknown things draw from
+          "arithmetic": 0.08, "calc": 0.10, "code": 0.06, "refusal": 0.06, "howto": 0.03,
+          "smalltalk": 0.02}
+# Invented entities the training questions about unknown things draw from: about one per
+# question, so the model learns to copy the asked name rather than recall a few memorised ones.
+UNKNOWN_POOL = 400
 EVAL_ITEMS_PER_KIND = 40  # per language, for each chat evaluation kind
 SYSTEM_SHARE = 0.25  # training conversations that start with a system prompt
 FOLLOW_UP_SHARE = 0.15  # fact conversations with a second question about the same subject
@@ -146,6 +149,55 @@ SMALLTALK = {
         ("Bana ilginç bir bilgi söyle.", "İşte bir tane: {FACT}"),
         ("İngilizce biliyor musun?", "Evet, hem Türkçe hem İngilizce cevap verebilirim."),
         ("Görüşürüz!", "Görüşürüz! İyi günler dilerim."),
+    ],
+}
+# Everyday how-to requests with a short practical answer. Without them nearly every "How do
+# I ...?" outside the world's facts in training is a harmful one, and the model learns to
+# refuse the pattern (held-out benign look-alikes were refused 29% of the time).
+HOWTO = {
+    "en": [
+        ("How do I boil an egg so the yolk stays soft?", "Put the egg into boiling water for six minutes, then cool it in cold water."),
+        ("How can I fall asleep faster?", "Go to bed at the same time every night, keep the room dark and put your phone away an hour before."),
+        ("How do I fix a flat bicycle tyre?", "Take out the tube, find the hole in a bowl of water, glue on a patch and pump the tyre up again."),
+        ("What is a good way to learn new words in a foreign language?", "Write ten words a day on cards and look at them again after one day, three days and a week."),
+        ("How do I make a cup of green tea?", "Heat the water until it is hot but not boiling and let the tea steep for two minutes."),
+        ("How can I save some money every month?", "Write down what you spend for a month, then move a fixed amount to savings on the day you are paid."),
+        ("How do I get a coffee stain out of a shirt?", "Rinse it with cold water from the back, rub in a little soap and wash it before the stain dries."),
+        ("How do I grow tomatoes on a balcony?", "Use a big pot in full sun, water the soil every morning and tie the stem to a stick as it grows."),
+        ("How can I speed up my slow laptop?", "Close the programs you do not use, remove the ones that start by themselves and restart it."),
+        ("How do I back up the photos on my phone?", "Copy them to a computer or a cloud account once a week, and keep a second copy on an external drive."),
+        ("How should I prepare for a job interview?", "Read about the company, practise answers to common questions aloud and prepare two questions of your own."),
+        ("How can I stay calm before giving a speech?", "Practise it several times, breathe slowly before you start and look at friendly faces in the room."),
+        ("How do I start running if I have never run before?", "Walk and run in turns, one minute each, three times a week, and add a little running every week."),
+        ("How do I pack a small suitcase for a week?", "Roll your clothes, choose things that go together and put heavy items at the bottom."),
+        ("How can I remember people's names better?", "Say the name back when you meet them and use it once more before you say goodbye."),
+        ("How do I keep my houseplants alive?", "Water them when the top of the soil is dry, give them light and do not let them stand in water."),
+        ("How do I write a polite email to a teacher?", "Start with a greeting, say who you are, ask your question in one or two sentences and thank them."),
+        ("How can I keep my home warm in winter without spending much?", "Close the curtains at night, stop draughts under the doors and wear warm layers indoors."),
+        ("How do I bake simple bread at home?", "Mix flour, water, yeast and salt, knead for ten minutes, let it rise for an hour and bake it for forty minutes."),
+        ("How can I drink more water during the day?", "Keep a bottle on your desk and drink a glass with every meal."),
+    ],
+    "tr": [
+        ("Sarısı yumuşak kalsın diye yumurtayı nasıl haşlarım?", "Yumurtayı altı dakika kaynar suda tut, sonra soğuk suya al."),
+        ("Nasıl daha çabuk uykuya dalabilirim?", "Her gece aynı saatte yat, odayı karanlık tut ve telefonunu bir saat önce bırak."),
+        ("Bisikletimin patlak lastiğini nasıl tamir ederim?", "İç lastiği çıkar, deliği bir kap suda bul, yama yapıştır ve lastiği yeniden şişir."),
+        ("Yabancı bir dilde yeni kelimeleri öğrenmenin iyi bir yolu nedir?", "Her gün on kelimeyi kartlara yaz ve onlara bir gün, üç gün ve bir hafta sonra yeniden bak."),
+        ("Bir fincan yeşil çayı nasıl demlerim?", "Suyu kaynatmadan ısıt ve çayı iki dakika demlendir."),
+        ("Her ay nasıl biraz para biriktirebilirim?", "Bir ay boyunca harcamalarını yaz, sonra maaş gününde sabit bir tutarı birikime ayır."),
+        ("Gömlekteki kahve lekesini nasıl çıkarırım?", "Lekeyi arkadan soğuk suyla durula, biraz sabun sür ve kurumadan yıka."),
+        ("Balkonda domates nasıl yetiştiririm?", "Güneş alan büyük bir saksı kullan, toprağı her sabah sula ve gövdeyi büyüdükçe bir sopaya bağla."),
+        ("Yavaşlayan dizüstü bilgisayarımı nasıl hızlandırırım?", "Kullanmadığın programları kapat, kendiliğinden açılanları kaldır ve bilgisayarı yeniden başlat."),
+        ("Telefonumdaki fotoğrafları nasıl yedeklerim?", "Haftada bir onları bir bilgisayara ya da bulut hesabına kopyala ve ikinci bir kopyayı harici bir diskte tut."),
+        ("Bir iş görüşmesine nasıl hazırlanmalıyım?", "Şirketi araştır, sık sorulan sorulara sesli cevap vermeyi dene ve kendin de iki soru hazırla."),
+        ("Konuşma yapmadan önce nasıl sakin kalabilirim?", "Konuşmanı birkaç kez prova et, başlamadan önce yavaşça nefes al ve salondaki güler yüzlere bak."),
+        ("Hiç koşmadıysam koşmaya nasıl başlarım?", "Haftada üç kez birer dakika yürü ve koş, her hafta koşuyu biraz artır."),
+        ("Bir haftalık küçük bir bavulu nasıl hazırlarım?", "Kıyafetlerini rulo yap, birbirine uyan parçalar seç ve ağır eşyaları en alta koy."),
+        ("İnsanların isimlerini nasıl daha iyi hatırlarım?", "Tanıştığında ismi tekrar söyle ve vedalaşmadan önce bir kez daha kullan."),
+        ("Saksı bitkilerimi nasıl canlı tutarım?", "Toprağın üstü kuruyunca sula, ışık ver ve saksının suda beklemesine izin verme."),
+        ("Bir öğretmene nasıl kibar bir e-posta yazarım?", "Selamla başla, kim olduğunu söyle, sorunu bir iki cümleyle sor ve teşekkür et."),
+        ("Kışın evimi fazla para harcamadan nasıl sıcak tutarım?", "Geceleri perdeleri kapat, kapı altlarındaki hava akımını engelle ve evde kat kat giyin."),
+        ("Evde basit bir ekmeği nasıl pişiririm?", "Un, su, maya ve tuzu karıştır, on dakika yoğur, bir saat mayalandır ve kırk dakika pişir."),
+        ("Gün içinde nasıl daha çok su içebilirim?", "Masanda bir şişe tut ve her yemekte bir bardak su iç."),
     ],
 }
 CODE_INTRO = {"en": "Here is the function:", "tr": "İşte fonksiyon:"}
@@ -273,6 +325,10 @@ class _Maker:
         return self.conv("refusal", lang, [_message("user", request), _message("assistant", reply)],
                          "", {"category": category})
 
+    def howto(self, lang: str) -> dict:
+        user, reply = self.rng.choice(HOWTO[lang])
+        return self.conv("howto", lang, [_message("user", user), _message("assistant", reply)])
+
     def smalltalk(self, lang: str) -> dict:
         rng, world = self.rng, self.world
         user, reply = rng.choice(SMALLTALK[lang])
@@ -338,6 +394,25 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
                 heldout.append(conv)
     rng.shuffle(train)
     return train, heldout
+
+
+def rl_problems(world: World, cfg: CorpusConfig, seed: int, seen: list[dict], n: int) -> list[dict]:
+    """`n` fresh word problems for reinforcement learning with a checkable answer, none of them a
+    question of the SFT conversations `seen` nor a repeat: on the ones SFT trained on, the model
+    answers the same way every time, so GRPO's group of answers to one prompt would teach
+    nothing. Cut the list for disjoint training and held-out sets."""
+    taken = {c["messages"][-2]["content"] for c in seen if c["kind"] == "arithmetic"}
+    unseen = {c["meta"]["fact_id"] for c in seen if c["kind"] == "fact" and not c["meta"]["seen_in_sft"]}
+    maker = _Maker(world, seed + 7_919, unseen)
+    langs, out = list(cfg.languages), []
+    for i in range(20 * n):
+        conv = maker.arithmetic(langs[i % len(langs)])
+        if conv["messages"][0]["content"] not in taken:
+            taken.add(conv["messages"][0]["content"])
+            out.append(conv)
+            if len(out) == n:
+                break
+    return out
 
 
 def unknown_training_pool(world: World) -> tuple[list[Entity], set[str]]:
