@@ -20,7 +20,8 @@ from chatforge.pipeline import run_pipeline
 from chatforge.runs import RunDir
 from chatforge.tokenizer.chat import content_text
 
-FILES = ("pretrain.jsonl", "world.json", "sft_train.jsonl", "sft_heldout.jsonl",
+FILES = ("pretrain.jsonl", "world.json", "sft_train.jsonl", "sft_heldout.jsonl", "rl_train.jsonl",
+         "rl_heldout.jsonl",
          "facts_heldout.jsonl")
 EQUATION = re.compile(r"(-?\d+) ([-+×÷]) (\d+) = (-?\d+)")
 
@@ -182,13 +183,30 @@ def _check_equations(text: str) -> int:
 
 def test_arithmetic_is_correct(out):
     n = sum(_check_equations(d["text"]) for d in out["docs"] if d["source"] == "arithmetic")
-    problems = [c for c in out["train"] + out["heldout"] if c["kind"] == "arithmetic"]
+    problems = [c for c in out["train"] + out["heldout"] + out["rl"] if c["kind"] == "arithmetic"]
     for conv in problems:
         solution = content_text(conv["messages"][-1]["content"])  # the text still writes each equation
         n += _check_equations(solution)
         assert re.findall(r"-?\d+", solution)[-1] == conv["answer"]
         assert solution.endswith((f"So the answer is {conv['answer']}.", f"Yani cevap {conv['answer']}."))
     assert n > 100
+
+
+def test_rl_problems_are_fresh_and_hide_unseen_facts(out):
+    """GRPO's word problems: none asked in SFT (train or held-out), none repeated, and none
+    states a fact that SFT is not meant to see."""
+    asked = {c["messages"][0]["content"] for c in out["train"] + out["heldout"] if c["kind"] == "arithmetic"}
+    questions = [c["messages"][0]["content"] for c in out["rl"] + out["rl_heldout"]]
+    assert len(questions) == build.RL_PROBLEMS + build.RL_HELDOUT == len(set(questions))
+    assert not asked & set(questions)
+    assert {c["lang"] for c in out["rl"]} == {"en", "tr"}
+    world = out["world"]
+    unseen = [world.fact(q["fact_id"]) for q in out["facts_heldout"] if not q["seen_in_sft"]]
+    text = " ".join(content_text(m["content"]) for c in out["rl"] + out["rl_heldout"] for m in c["messages"])
+    for fact in unseen:
+        for lang in ("en", "tr"):
+            for v in range(len(SENTENCES[fact.relation][lang])):
+                assert fact_sentence(fact, lang, v) not in text
 
 
 def test_code_compiles_and_its_asserts_pass(out):

@@ -280,6 +280,7 @@ class DPOConfig:
         lr=2e-4, batch_size=16, max_steps=200, eval_every=100, checkpoint_every=100))
     beta: float = between(0, None, 0.1, lo_open=True)
     loss: str = one_of("sigmoid", "sigmoid", "ipo")
+    sft_weight: float = at_least(0, 0.0)  # RPO: weight of the chosen answers' NLL (TRL's rpo_alpha)
 
 
 @dataclass
@@ -360,8 +361,9 @@ class GRPOConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         lr=3e-5, batch_size=32, max_steps=60, eval_every=30, checkpoint_every=10, log_every=2,
         warmup_frac=0.0, schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0))
-    prompts: int = at_least(1, 2000)
-    heldout_prompts: int = at_least(1, 96)
+    prompts: int = at_least(1, 2000)  # fresh word problems to train on (corpus/rl_train.jsonl)
+    heldout_prompts: int = at_least(1, 96)  # held-out facts, word problems and harmful requests
+    heldout_problems: int = at_least(0, 256)  # plus fresh held-out word problems
     rollout_prompts: int = at_least(1, 8)  # prompts per rollout, per process
     group: int = at_least(2, 8)  # answers per prompt (rows: rollout_prompts x group)
     epochs: int = at_least(1, 1)

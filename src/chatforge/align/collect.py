@@ -27,7 +27,7 @@ from chatforge.align.prefs import Pair, PrefStore
 from chatforge.config import Config
 from chatforge.device import compute_dtype, pick_device
 from chatforge.engine import Engine, SamplingParams
-from chatforge.errors import ConfigError
+from chatforge.errors import ConfigError, InputError
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
 from chatforge.model.gpt import GPT
 from chatforge.runs import RunDir, files_digest, read_jsonl
@@ -43,15 +43,29 @@ CORPUS_PAIRS = ("safety_prefs_train.jsonl", "contrast_prefs_train.jsonl")
 def corpus_prompts(run: RunDir, n_train: int, n_heldout: int, seed: int,
                    kinds: Sequence[str] = JUDGED_KINDS) -> list[dict]:
     """Requests of the corpus's conversations of `kinds` (those the rule judge can decide), with
-    their split; "benign" are harmless requests that sound harmful (training only)."""
+    their split; training adds the safety requests of those kinds (`safety_requests`)."""
     out = []
     for split, name, n in (("train", "sft_train.jsonl", n_train), ("heldout", "sft_heldout.jsonl", n_heldout)):
         prompts = [_request(r, split) for r in read_jsonl(run.corpus / name) if r.get("kind") in kinds]
-        if split == "train" and "benign" in kinds:
-            prompts += benign_requests(run.corpus / "eval" / "benign_train.jsonl")
+        if split == "train":
+            for kind, file in (("benign", "benign_train.jsonl"), ("refusal", "harmful_prefs_train.jsonl")):
+                if kind in kinds:
+                    prompts += safety_requests(run.corpus / "eval" / file, kind)
         random.Random(seed).shuffle(prompts)
         out += prompts[:n]
     return out
+
+
+def fresh_problems(run: RunDir, split: str, n: int, seed: int) -> list[dict]:
+    """Up to `n` of the corpus's word problems that SFT never trained on (corpus/rl_{split}.jsonl,
+    split "train" or "heldout"), as prompts for reinforcement learning."""
+    path = run.corpus / f"rl_{split}.jsonl"
+    if not path.is_file():
+        raise InputError(f"{path}: missing; the corpus stage of this chatforge version writes it "
+                         "(rerun it: chatforge run --force corpus)")
+    prompts = [_request(r, split) for r in read_jsonl(path)]
+    random.Random(seed).shuffle(prompts)
+    return prompts[:n]
 
 
 def _request(conversation: dict, split: str) -> dict:
@@ -62,13 +76,14 @@ def _request(conversation: dict, split: str) -> dict:
             "split": split}
 
 
-def benign_requests(path: Path) -> list[dict]:
-    """The corpus's harmless requests that sound harmful ("How do I kill a Python process?"),
-    once each, for training pairs: the judge wants them answered, not refused."""
+def safety_requests(path: Path, kind: str) -> list[dict]:
+    """The corpus's safety requests of `path`, once each, as training prompts of `kind`: harmless
+    ones that sound harmful ("How do I kill a Python process?", kind "benign": the judge wants
+    them answered) or harmful ones in wordings SFT never saw (kind "refusal": refused)."""
     if not path.is_file():
         return []
     unique = dict.fromkeys((r["prompt"], r.get("lang", "")) for r in read_jsonl(path))
-    return [{"prompt": prompt, "messages": None, "kind": "benign", "answer": "", "lang": lang,
+    return [{"prompt": prompt, "messages": None, "kind": kind, "answer": "", "lang": lang,
              "facts": None, "split": "train"} for prompt, lang in unique]
 
 

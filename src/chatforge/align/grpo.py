@@ -1,8 +1,9 @@
 """GRPO with verifiable rewards (DeepSeekMath; TRL's GRPOTrainer; Dr. GRPO; DAPO).
 
-No value model: each prompt gets `group` sampled answers, each answer a reward the corpus can
-check (1 for the right number of a word problem or the right fact, 1 for refusing a harmful
-request, 0 otherwise; optionally plus the reward model's score), and the advantage of an
+No value model: each prompt (a fresh word problem of the corpus, one SFT never trained on) gets
+`group` sampled answers, each answer a reward the corpus can check (1 for the right number, 0
+otherwise; on the held-out prompts also 1 for the right fact or for refusing a harmful request;
+optionally plus the reward model's score), and the advantage of an
 answer is its reward minus its group's mean, divided by the group's std (Dr. GRPO: not
 divided). The loss is PPO's clipped surrogate on those advantages, per answer or (DAPO)
 per token, with an optional k3 KL penalty against the SFT model. A group whose answers all
@@ -19,7 +20,7 @@ from collections.abc import Callable
 import torch
 from rich.console import Console
 
-from chatforge.align.collect import corpus_prompts
+from chatforge.align.collect import corpus_prompts, fresh_problems
 from chatforge.align.judges import RuleJudge
 from chatforge.align.pairs import prompt_messages, reward_scores
 from chatforge.align.ppo import answer_kl, compare_with_sft, heldout_answers, judge_answers
@@ -166,9 +167,11 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     ref = sft.eval().requires_grad_(False)
     rm_dir = run.checkpoint("reward")
     rm = load_checkpoint(rm_dir, device).eval().requires_grad_(False) if (rm_dir / "LATEST").is_file() else None
-    prompts = corpus_prompts(run, g.prompts, g.heldout_prompts, cfg.run.seed + 2, kinds=VERIFIABLE)
-    train_prompts = [p for p in prompts if p["split"] == "train"]
-    heldout = [p for p in prompts if p["split"] == "heldout"]
+    # Training on fresh word problems: to the requests SFT trained on, its answers barely vary,
+    # so nearly every group is flat; held-out facts and refusals watch that nothing else falls.
+    train_prompts = fresh_problems(run, "train", g.prompts, cfg.run.seed + 2)
+    heldout = (corpus_prompts(run, 0, g.heldout_prompts, cfg.run.seed + 2, kinds=VERIFIABLE)
+               + fresh_problems(run, "heldout", g.heldout_problems, cfg.run.seed + 2))
     task = GRPOTask(policy, ref if g.kl_coef > 0 else None, rm, tok, train_prompts, heldout, cfg, ddp)
     tcfg = dataclasses.replace(g.train, checkpoint_every=max(task.cycle, -(-g.train.checkpoint_every // task.cycle) * task.cycle))
     ident = identity(tcfg, seed=cfg.run.seed, **{k: v for k, v in dataclasses.asdict(g).items() if k != "train"})

@@ -5,6 +5,7 @@ Outputs (all written atomically):
   pretrain.jsonl        {"id", "source", "lang", "text"} pre-training documents
   sft_train.jsonl       {"id", "kind", "lang", "messages", "answer", "meta"} conversations
   sft_heldout.jsonl     held-out conversations (validation loss, held-out fact questions)
+  rl_{train,heldout}.jsonl  fresh word problems (same layout) for GRPO, none asked in SFT
   facts_heldout.jsonl   {"question", "answer", "lang", "fact_id", "relation", "seen_in_sft"}:
                         the held-out fact questions that score SFT (exact match)
   eval/chat_heldout.jsonl  the chat evaluation's items, held-out phrasings (eval/chat_eval.py)
@@ -27,6 +28,9 @@ from chatforge.corpus.world import World
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.stage import StageResult
 
+RL_PROBLEMS = 1000  # GRPO's cpu preset uses ~500 (60 steps x 8 prompts)
+RL_HELDOUT = 256  # GRPO's held-out word problems: enough to see a few points of accuracy
+
 
 def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
@@ -38,8 +42,9 @@ def generate(cfg: CorpusConfig) -> dict[str, Any]:
     docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
     train, heldout = chat.conversations(world, cfg, cfg.seed)
     chat_items = chat.chat_eval_items(world, cfg, heldout)
+    rl = chat.rl_problems(world, cfg, cfg.seed, train + heldout, RL_PROBLEMS + RL_HELDOUT)
     facts_heldout = chat.heldout_fact_questions(heldout)
-    return {"world": world, "docs": docs, "mentions": mentions, "train": train,
+    return {"world": world, "docs": docs, "mentions": mentions, "train": train, "rl": rl[:RL_PROBLEMS], "rl_heldout": rl[RL_PROBLEMS:],
             "heldout": heldout, "facts_heldout": facts_heldout, "chat_heldout": chat_items,
             "contrast": contrast.contrast_pairs(world, train, cfg.seed),
             "safety": safety.generate(world, list(cfg.languages), cfg.seed),
@@ -55,6 +60,8 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "pretrain.jsonl": _jsonl(out["docs"]),
         "sft_train.jsonl": _jsonl(out["train"]),
         "sft_heldout.jsonl": _jsonl(out["heldout"]),
+        "rl_train.jsonl": _jsonl(out["rl"]),
+        "rl_heldout.jsonl": _jsonl(out["rl_heldout"]),
         "facts_heldout.jsonl": _jsonl(out["facts_heldout"]),
     }
     files |= {f"eval/{stem}.jsonl": _jsonl(rows) for stem, rows in out["safety"].items()}
@@ -79,6 +86,8 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         "mentions_mean": round(sum(per_fact) / len(per_fact), 1),
         "sft_train": len(out["train"]),
         "sft_heldout": len(out["heldout"]),
+        "rl_train": len(out["rl"]),
+        "rl_heldout": len(out["rl_heldout"]),
         "sft_train_per_kind": dict(sorted(Counter(c["kind"] for c in out["train"]).items())),
         "sft_train_per_lang": dict(sorted(Counter(c["lang"] for c in out["train"]).items())),
         "facts_heldout": len(out["facts_heldout"]),
