@@ -55,6 +55,10 @@ def test_dpo_and_ipo_losses_match_hand_computation():
     assert m["reward_margin"].item() == pytest.approx(0.2) and m["reward_accuracy"].item() == 1.0
     ipo, _ = dpo_loss(pc, pr, rc, rr, beta=0.1, kind="ipo")
     assert ipo.item() == pytest.approx((2 - 1 / 0.2) ** 2)  # (h - 1/(2 beta))^2 = 9
+    # RPO: plus sft_weight x the chosen answer's per-token NLL, here 10 nats over 4 tokens
+    rpo, m = dpo_loss(pc, pr, rc, rr, beta=0.1, chosen_tokens=torch.tensor([4]), sft_weight=0.5)
+    assert rpo.item() == pytest.approx(0.5981389 + 0.5 * 2.5, abs=1e-6)
+    assert m["chosen_nll"].item() == pytest.approx(2.5)
 
 
 def test_pairs_target_only_the_answer_tokens_and_read_the_end_of_turn(tok):

@@ -7,6 +7,12 @@ SFT reference (ref):
     h = (log pi(chosen) - log ref(chosen)) - (log pi(rejected) - log ref(rejected))
     sigmoid loss: -log sigmoid(beta * h)        IPO loss: (h - 1 / (2 beta))^2
 
+plus, with `sft_weight` alpha > 0, alpha times the chosen answers' mean per-token negative
+log-likelihood (RPO, Pang et al. 2024; TRL's `rpo_alpha`). Pure DPO can raise the margin by
+lowering both answers: when a benign pair rejects a refusal whose opening the harmful pairs'
+chosen answers share, the opening falls everywhere, harmful prompts included. The NLL term
+holds the chosen answers up.
+
 The reference never changes, so its log-probabilities are computed once before training.
 Logged per step (TRL's names): loss, reward accuracy (beta * h > 0), chosen and rejected
 implicit rewards beta * (log pi - log ref), and their margin.
@@ -40,6 +46,7 @@ from chatforge.eval.facts import read_fact_questions, score_facts
 from chatforge.eval.refusal import is_refusal
 from chatforge.model.checkpoint import load_model, resolve_checkpoint
 from chatforge.model.gpt import GPT
+from chatforge.model.loss import IGNORE_INDEX
 from chatforge.runs import RunDir, atomic_write_json, files_digest, read_jsonl
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
@@ -48,8 +55,10 @@ from chatforge.train.loop import TrainTask, identity, init_distributed, train
 
 
 def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
-             ref_rejected: Tensor, beta: float, kind: str = "sigmoid") -> tuple[Tensor, dict]:
-    """The DPO (or IPO) loss of summed answer log-probabilities, and its metrics."""
+             ref_rejected: Tensor, beta: float, kind: str = "sigmoid", chosen_tokens: Tensor | None = None,
+             sft_weight: float = 0.0) -> tuple[Tensor, dict]:
+    """The DPO (or IPO) loss of summed answer log-probabilities, and its metrics; with
+    `sft_weight`, plus that times the chosen answers' per-token NLL (`chosen_tokens` long)."""
     chosen_reward = beta * (policy_chosen - ref_chosen)
     rejected_reward = beta * (policy_rejected - ref_rejected)
     h = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
@@ -59,7 +68,12 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
         loss = ((h - 1 / (2 * beta)) ** 2).mean()
     else:
         raise ValueError(f"unknown DPO loss {kind!r}")
-    metrics = {
+    metrics = {}
+    if sft_weight:
+        nll = (-policy_chosen / chosen_tokens.clamp(min=1)).mean()
+        loss = loss + sft_weight * nll
+        metrics["chosen_nll"] = nll.detach()
+    metrics |= {
         "reward_accuracy": (chosen_reward > rejected_reward).float().mean(),
         "chosen_reward": chosen_reward.detach().mean(),
         "rejected_reward": rejected_reward.detach().mean(),
@@ -115,7 +129,8 @@ def make_task(policy: GPT, tok: Tokenizer, pairs: list[EncodedPair], ref: tuple[
         ids, targets, ref_c, ref_r = batch
         lp = sequence_logprobs(m, ids, targets)
         n = len(lp) // 2
-        return dpo_loss(lp[:n], lp[n:], ref_c, ref_r, d.beta, d.loss)
+        chosen_tokens = (targets[:n] != IGNORE_INDEX).sum(dim=1)
+        return dpo_loss(lp[:n], lp[n:], ref_c, ref_r, d.beta, d.loss, chosen_tokens, d.sft_weight)
 
     def evaluate(m):
         pc, pr = answer_logprobs(m, held, tok.pad_id)
@@ -148,7 +163,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     ref, held_ref = answer_logprobs(reference, pairs, tok.pad_id), answer_logprobs(reference, held, tok.pad_id)
     policy = load_model(sft_dir, device)
     task = make_task(policy, tok, pairs, ref, held, held_ref, cfg)
-    ident = identity(cfg.dpo.train, seed=cfg.run.seed, beta=cfg.dpo.beta, loss=cfg.dpo.loss)
+    ident = identity(cfg.dpo.train, seed=cfg.run.seed, beta=cfg.dpo.beta, loss=cfg.dpo.loss,
+                     sft_weight=cfg.dpo.sft_weight)
     upstream = {"sft": files_digest([resolve_checkpoint(sft_dir) / "model.safetensors"]),
                 "pairs": prefs_digest(train_prefs)}
     result = train(task, cfg.dpo.train, run.checkpoint("dpo"), run.metrics("dpo"), seed=cfg.run.seed,
