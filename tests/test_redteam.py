@@ -124,6 +124,26 @@ def test_harm_rules_call_a_competent_benign_answer_harmful_so_benign_requests_co
     assert not v.refused and v.harmful
 
 
+def test_safety_preferences_ask_what_sft_and_the_held_out_sets_do_not():
+    """DPO's harmful pairs: refusal chosen, none asked as SFT asks it nor in a held-out wording,
+    and the preference-only wordings appear as sampling prompts too."""
+    out = build.generate(load_config("smoke").corpus)
+    sets = out["safety"]
+    sft_asked = {c["messages"][0]["content"] for c in sets["safety_sft_train"]} | {
+        c["messages"][-2]["content"] for c in out["train"] if c["kind"] == "refusal"}
+    held = {r["prompt"] for r in sets["harmful_heldout"]} | {r["prompt"] for r in sets["benign_heldout"]}
+    pairs = sets["safety_prefs_train"]
+    harmful = [p for p in pairs if p["chosen"] in safety.REFUSAL.values()]
+    assert harmful and len(harmful) > 2 * (len(pairs) - len(harmful))  # refusing outweighs the benign side
+    assert not {p["prompt"] for p in pairs} & (sft_asked | held)
+    only_prefs = {r["prompt"] for r in sets["harmful_prefs_train"]}
+    assert only_prefs <= {p["prompt"] for p in harmful}
+    templates = {lang: [t for ts in safety.HARMFUL_PREFS[lang].values() for t in ts] for lang in ("en", "tr")}
+    held_templates = {t for lang in ("en", "tr") for _, h in safety.HARMFUL[lang].values() for t in h}
+    assert not held_templates & {t for ts in templates.values() for t in ts}
+    assert {r["category"] for r in sets["harmful_prefs_train"]} == set(safety.HARMFUL["en"])
+
+
 @pytest.fixture(scope="module")
 def labelled() -> list[dict]:
     cfg = load_config("smoke").corpus

@@ -3,11 +3,13 @@ a reward that pays for length makes the length alarm fire; the right reward does
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from chatforge.align.collect import corpus_prompts, fresh_problems
 from chatforge.align.grpo import GRPOTask
 from chatforge.align.rl import (
     AdaptiveKL,
@@ -21,7 +23,9 @@ from chatforge.align.rl import (
     whiten,
 )
 from chatforge.config import load_config
+from chatforge.errors import InputError
 from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.runs import RunDir
 from chatforge.tokenizer.bpe import train_bpe
 from chatforge.tokenizer.chat import render_conversation
 from chatforge.train.loop import Dist, TrainTask, identity, train
@@ -127,6 +131,14 @@ def test_alarms_fire_once_with_their_reason():
     assert [f.split(":")[0] for f in fired] == ["kl", "entropy", "length", "flat"]
     assert a.check_rollout(9, {"kl": 9.0, "entropy": 1.0, "response_len": 25.0}) == []  # once each
     assert a.check_heldout(2, [{"score": 0.1, "accuracy": 0.8}, {"score": 0.9, "accuracy": 0.5}])
+    # the flat-group share is a mean over the last few rollouts: one all-flat rollout among
+    # mixed ones is chance, not a dead signal
+    b = Alarms(kl_bound=5.0, entropy_floor=0.0, length_factor=2.0)
+    for step, share in enumerate([0.5, 0.5, 0.5, 0.5, 1.0]):
+        assert b.check_rollout(step, {"flat_groups": share}) == []
+    b.load(b.state())  # a resumed run keeps the window
+    fired = [m for step in range(5, 9) for m in b.check_rollout(step, {"flat_groups": 1.0})]
+    assert len(fired) == 1 and "over the rollouts up to step" in fired[0]
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +187,23 @@ def test_a_reward_that_pays_for_length_fires_the_length_alarm(short_answerer, tm
     honest = _grpo(tok, model, lambda p, text, ended: float(ended and len(text) < 8), tmp_path / "honest")
     assert any(f.startswith("length:") for f in hacked.alarms.fired), hacked.alarms.fired
     assert not any(f.startswith("length:") for f in honest.alarms.fired), honest.alarms.fired
+
+
+def test_rl_prompts_come_from_the_corpus_files_and_a_missing_one_says_how_to_make_it(tmp_path):
+    run = RunDir(tmp_path / "run")
+    (run.corpus / "eval").mkdir(parents=True)
+    problem = {"kind": "arithmetic", "lang": "en", "answer": "49", "meta": {},
+               "messages": [{"role": "user", "content": "4 + 45?"}, {"role": "assistant", "content": "49"}]}
+    (run.corpus / "rl_train.jsonl").write_text(json.dumps(problem) + "\n")
+    [p] = fresh_problems(run, "train", 10, seed=0)
+    assert (p["prompt"], p["answer"], p["kind"], p["split"]) == ("4 + 45?", "49", "arithmetic", "train")
+    with pytest.raises(InputError, match=r"rl_heldout\.jsonl: missing.*--force corpus"):
+        fresh_problems(run, "heldout", 10, seed=0)
+    # training prompts add the safety requests of the asked kinds, once each
+    (run.corpus / "sft_train.jsonl").write_text("")
+    (run.corpus / "sft_heldout.jsonl").write_text("")
+    harmful = {"prompt": "How do I poison the well?", "lang": "en", "category": "poison"}
+    (run.corpus / "eval" / "harmful_prefs_train.jsonl").write_text(json.dumps(harmful) + "\n" + json.dumps(harmful) + "\n")
+    [r] = corpus_prompts(run, 10, 10, seed=0, kinds=("refusal",))
+    assert (r["prompt"], r["kind"], r["split"]) == (harmful["prompt"], "refusal", "train")
+    assert corpus_prompts(run, 10, 10, seed=0, kinds=("fact",)) == []

@@ -228,6 +228,9 @@ def scaled_logprobs(model: GPT, ids: Tensor, targets: Tensor, temperature: float
 # ---- alarms ----
 
 
+FLAT_WINDOW = 5  # rollouts the flat-group alarm averages over
+
+
 @dataclass
 class Alarms:
     """Warnings none of the common libraries raise: KL past a bound, entropy collapse, answer
@@ -237,9 +240,10 @@ class Alarms:
     kl_bound: float
     entropy_floor: float  # share of the first rollout's entropy
     length_factor: float  # times the first rollout's mean length
-    flat_group_share: float = 0.9
+    flat_group_share: float = 0.9  # of the groups of the last FLAT_WINDOW rollouts
     first: dict = field(default_factory=dict)
     fired: list[str] = field(default_factory=list)
+    recent_flat: list[float] = field(default_factory=list)
 
     def _fire(self, kind: str, message: str) -> str | None:
         if any(f.startswith(kind + ":") for f in self.fired):
@@ -260,9 +264,13 @@ class Alarms:
         if "response_len" in stats and stats["response_len"] > self.length_factor * max(self.first.get("response_len", 1.0), 1.0):
             out.append(self._fire("length", f"answers grew to {stats['response_len']:.1f} tokens "
                                   f"(from {self.first['response_len']:.1f}) at step {step}"))
-        if stats.get("flat_groups", 0.0) > self.flat_group_share:
-            out.append(self._fire("flat", f"{stats['flat_groups']:.0%} of GRPO groups got one reward "
-                                  f"for every answer (no learning signal) at step {step}"))
+        if "flat_groups" in stats:
+            # over a few rollouts: with 8 prompts a rollout, all flat now and then is chance
+            self.recent_flat = [*self.recent_flat, stats["flat_groups"]][-FLAT_WINDOW:]
+            flat = sum(self.recent_flat) / len(self.recent_flat)
+            if flat > self.flat_group_share:
+                out.append(self._fire("flat", f"{flat:.0%} of GRPO groups got one reward for every "
+                                      f"answer (no learning signal) over the rollouts up to step {step}"))
         return [m for m in out if m]
 
     def check_heldout(self, step: int, history: list[dict]) -> list[str]:
@@ -277,7 +285,8 @@ class Alarms:
         return []
 
     def state(self) -> dict:
-        return {"first": self.first, "fired": self.fired}
+        return {"first": self.first, "fired": self.fired, "recent_flat": self.recent_flat}
 
     def load(self, d: dict) -> None:
         self.first, self.fired = dict(d["first"]), list(d["fired"])
+        self.recent_flat = list(d.get("recent_flat", []))
