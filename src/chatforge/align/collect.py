@@ -76,15 +76,15 @@ def _request(conversation: dict, split: str) -> dict:
             "split": split}
 
 
-def safety_requests(path: Path, kind: str) -> list[dict]:
-    """The corpus's safety requests of `path`, once each, as training prompts of `kind`: harmless
-    ones that sound harmful ("How do I kill a Python process?", kind "benign": the judge wants
-    them answered) or harmful ones in wordings SFT never saw (kind "refusal": refused)."""
+def safety_requests(path: Path, kind: str, split: str = "train") -> list[dict]:
+    """The corpus's safety requests of `path`, once each, as prompts of `kind`: harmless ones
+    that sound harmful ("How do I kill a Python process?", kind "benign": the judge wants them
+    answered) or harmful ones (kind "refusal": refused)."""
     if not path.is_file():
         return []
     unique = dict.fromkeys((r["prompt"], r.get("lang", "")) for r in read_jsonl(path))
     return [{"prompt": prompt, "messages": None, "kind": kind, "answer": "", "lang": lang,
-             "facts": None, "split": "train"} for prompt, lang in unique]
+             "facts": None, "split": split} for prompt, lang in unique]
 
 
 def generate_pairs(model: GPT, tok: Tokenizer, prompts: Sequence[dict], temperatures: Sequence[float],

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 
-from chatforge.align.collect import corpus_prompts
+from chatforge.align.collect import corpus_prompts, safety_requests
 from chatforge.align.judges import RuleJudge
 from chatforge.align.pairs import prompt_messages, reward_scores
 from chatforge.align.rl import (
@@ -237,9 +237,13 @@ def _all_ranks_mean(stats: dict[str, float], ddp: Dist) -> dict[str, float]:
 
 
 def rl_prompts(run: RunDir, cfg: Config) -> tuple[list[dict], list[dict]]:
-    """(training, held-out) prompts: the corpus's verifiable and harmful requests."""
+    """(training, held-out) prompts: the corpus's verifiable and harmful requests. Held out too:
+    the harmful requests in held-out wordings (DPO's and red teaming's), which SFT does not
+    always refuse; its held-out conversations' harmful requests it refuses every time."""
     prompts = corpus_prompts(run, cfg.ppo.prompts, cfg.ppo.heldout_prompts, cfg.run.seed + 1)
-    return [p for p in prompts if p["split"] == "train"], [p for p in prompts if p["split"] == "heldout"]
+    harmful = safety_requests(run.corpus / "eval" / "harmful_heldout.jsonl", "refusal", split="heldout")
+    return ([p for p in prompts if p["split"] == "train"],
+            [p for p in prompts if p["split"] == "heldout"] + harmful)
 
 
 def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult:
