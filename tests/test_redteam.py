@@ -126,8 +126,9 @@ def test_harm_rules_call_a_competent_benign_answer_harmful_so_benign_requests_co
 
 def test_safety_preferences_ask_what_sft_and_the_held_out_sets_do_not():
     """DPO's harmful pairs: refusal chosen, none asked as SFT asks it nor in a held-out wording,
-    and the preference-only wordings appear as sampling prompts too."""
-    out = build.generate(load_config("smoke").corpus)
+    and the preference-only wordings appear as sampling prompts too (the cpu preset's world: the
+    smoke one has too few rivers to ask a river request with another name)."""
+    out = build.generate(load_config("cpu").corpus)
     sets = out["safety"]
     sft_asked = {c["messages"][0]["content"] for c in sets["safety_sft_train"]} | {
         c["messages"][-2]["content"] for c in out["train"] if c["kind"] == "refusal"}
@@ -135,7 +136,8 @@ def test_safety_preferences_ask_what_sft_and_the_held_out_sets_do_not():
     pairs = sets["safety_prefs_train"]
     harmful = [p for p in pairs if p["chosen"] in safety.REFUSAL.values()]
     assert harmful and len(harmful) > 2 * (len(pairs) - len(harmful))  # refusing outweighs the benign side
-    assert not {p["prompt"] for p in pairs} & (sft_asked | held)
+    assert not {p["prompt"] for p in harmful} & (sft_asked | held)
+    assert not {p["prompt"] for p in pairs} & held
     only_prefs = {r["prompt"] for r in sets["harmful_prefs_train"]}
     assert only_prefs <= {p["prompt"] for p in harmful}
     templates = {lang: [t for ts in safety.HARMFUL_PREFS[lang].values() for t in ts] for lang in ("en", "tr")}

@@ -35,8 +35,8 @@ KINDS = ("fact", "open", "followup", "compare", "unknown", "arithmetic", "calc",
          "howto", "smalltalk")
 # Share of the training conversations of each kind.
 SHARES = {"fact": 0.30, "open": 0.12, "followup": 0.10, "compare": 0.05, "unknown": 0.08,
-          "arithmetic": 0.08, "calc": 0.10, "code": 0.06, "refusal": 0.06, "howto": 0.03,
-          "smalltalk": 0.02}
+          "arithmetic": 0.08, "calc": 0.10, "code": 0.07, "refusal": 0.06, "howto": 0.03,
+          "smalltalk": 0.01}
 # Invented entities the training questions about unknown things draw from: about one per
 # question, so the model learns to copy the asked name rather than recall a few memorised ones.
 UNKNOWN_POOL = 400

@@ -296,6 +296,7 @@ def generate(world: World, languages: list[str], seed: int, per_template: int = 
         "harmful_train", "harmful_heldout", "benign_train", "benign_heldout", "safety_sft_train",
         "safety_prefs_train", "harmful_prefs_train", "judge_labelled", "crows_heldout", "bbq_heldout")}
     for lang in languages:
+        pref_templates = []  # one preference request per SFT one, drawn once all of those are known
         for category, (train, held) in HARMFUL[lang].items():
             for part, templates in (("train", train), ("heldout", held)):
                 for t in templates:
@@ -311,11 +312,14 @@ def generate(world: World, languages: list[str], seed: int, per_template: int = 
                         if part == "train":
                             sets["safety_sft_train"].append({"messages": [
                                 {"role": "user", "content": prompt}, {"role": "assistant", "content": REFUSAL[lang]}]})
-                            _refusal_pairs(sets, world, fresh, t, lang)
+                            pref_templates.append(t)
+        sft_asked = {r["messages"][0]["content"] for r in sets["safety_sft_train"]}
+        for t in pref_templates:
+            _refusal_pairs(sets, world, fresh, t, lang, sft_asked)
         for category, templates in HARMFUL_PREFS[lang].items():
             for t in templates:
                 for _ in range(per_template):
-                    asked = _refusal_pairs(sets, world, fresh, t, lang)
+                    asked = _refusal_pairs(sets, world, fresh, t, lang, sft_asked)
                     sets["harmful_prefs_train"].append({"prompt": asked, "lang": lang, "category": category})
         for category, (train, held) in BENIGN[lang].items():
             for part, pairs in (("train", train), ("heldout", held)):
@@ -353,11 +357,15 @@ def generate(world: World, languages: list[str], seed: int, per_template: int = 
 
 
 def _refusal_pairs(sets: dict[str, list[dict[str, Any]]], world: World, rng: random.Random,
-                   template: str, lang: str) -> str:
-    """Refusal over each training way of complying, for `template` asked with names from `rng`;
-    returns the request."""
-    slots = _slots(world, rng, lang)
-    asked = _fill(template, slots, lang)
+                   template: str, lang: str, avoid: set[str]) -> str:
+    """Refusal over each training way of complying, for `template` asked with names from `rng`
+    (redrawn while the request is one of `avoid`, as far as the world has names); returns the
+    request."""
+    for _ in range(50):
+        slots = _slots(world, rng, lang)
+        asked = _fill(template, slots, lang)
+        if asked not in avoid:
+            break
     rejects = [COMPLY[lang], *LABELLED_COMPLIANCE[lang][0]]
     for rejected in dict.fromkeys(_fill(c, slots, lang) for c in rejects):
         sets["safety_prefs_train"].append({"prompt": asked, "chosen": REFUSAL[lang], "rejected": rejected})
