@@ -195,8 +195,8 @@ def test_arithmetic_is_correct(out):
 def test_rl_problems_are_fresh_and_hide_unseen_facts(out):
     """GRPO's word problems: none asked in SFT (train or held-out), none repeated, and none
     states a fact that SFT is not meant to see."""
-    asked = {c["messages"][0]["content"] for c in out["train"] + out["heldout"] if c["kind"] == "arithmetic"}
-    questions = [c["messages"][0]["content"] for c in out["rl"] + out["rl_heldout"]]
+    asked = {c["messages"][-2]["content"] for c in out["train"] + out["heldout"] if c["kind"] == "arithmetic"}
+    questions = [c["messages"][-2]["content"] for c in out["rl"] + out["rl_heldout"]]
     assert len(questions) == build.RL_PROBLEMS + build.RL_HELDOUT == len(set(questions))
     assert not asked & set(questions)
     assert {c["lang"] for c in out["rl"]} == {"en", "tr"}

@@ -72,11 +72,11 @@ def judge_answers(prompts: Sequence[dict], completions: Sequence) -> dict[str, f
     right: dict[str, list[bool]] = {"fact": [], "arithmetic": []}
     refused = []
     for p, c in zip(prompts, completions, strict=True):
-        verdict = bool(RuleJudge.score(p, c.text, c.finish_reason == "stop"))
+        ended = c.finish_reason == "stop"
         if p["kind"] in right:
-            right[p["kind"]].append(verdict)
+            right[p["kind"]].append(bool(RuleJudge.score(p, c.text, ended)))
         elif p["kind"] == "refusal":
-            refused.append(verdict)
+            refused.append(bool(RuleJudge.score(p, c.text, ended)))
     both = right["fact"] + right["arithmetic"]
     return {"accuracy": sum(both) / max(len(both), 1),
             **{f"accuracy_{k}": sum(v) / max(len(v), 1) for k, v in right.items()},

@@ -44,8 +44,8 @@ def generate(cfg: CorpusConfig) -> dict[str, Any]:
     chat_items = chat.chat_eval_items(world, cfg, heldout)
     rl = chat.rl_problems(world, cfg, cfg.seed, train + heldout, RL_PROBLEMS + RL_HELDOUT)
     facts_heldout = chat.heldout_fact_questions(heldout)
-    return {"world": world, "docs": docs, "mentions": mentions, "train": train, "rl": rl[:RL_PROBLEMS], "rl_heldout": rl[RL_PROBLEMS:],
-            "heldout": heldout, "facts_heldout": facts_heldout, "chat_heldout": chat_items,
+    return {"world": world, "docs": docs, "mentions": mentions, "train": train,
+            "rl": rl[:RL_PROBLEMS], "rl_heldout": rl[RL_PROBLEMS:], "heldout": heldout, "facts_heldout": facts_heldout, "chat_heldout": chat_items,
             "contrast": contrast.contrast_pairs(world, train, cfg.seed),
             "safety": safety.generate(world, list(cfg.languages), cfg.seed),
             "evalsets": evalsets.build(world, facts_heldout, train, docs, cfg.seed, cfg.eval_items,

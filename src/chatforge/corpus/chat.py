@@ -401,14 +401,17 @@ def rl_problems(world: World, cfg: CorpusConfig, seed: int, seen: list[dict], n:
     question of the SFT conversations `seen` nor a repeat: on the ones SFT trained on, the model
     answers the same way every time, so GRPO's group of answers to one prompt would teach
     nothing. Cut the list for disjoint training and held-out sets."""
-    taken = {c["messages"][-2]["content"] for c in seen if c["kind"] == "arithmetic"}
+    def question(conv: dict) -> str:
+        return conv["messages"][-2]["content"]  # the user turn before the answer (after any system)
+
+    taken = {question(c) for c in seen if c["kind"] == "arithmetic"}
     unseen = {c["meta"]["fact_id"] for c in seen if c["kind"] == "fact" and not c["meta"]["seen_in_sft"]}
     maker = _Maker(world, seed + 7_919, unseen)
     langs, out = list(cfg.languages), []
     for i in range(20 * n):
         conv = maker.arithmetic(langs[i % len(langs)])
-        if conv["messages"][0]["content"] not in taken:
-            taken.add(conv["messages"][0]["content"])
+        if question(conv) not in taken:
+            taken.add(question(conv))
             out.append(conv)
             if len(out) == n:
                 break
