@@ -49,6 +49,30 @@ def test_left_padding_with_key_valid_equals_unpadded():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mlp,qk_norm,tie,kv", [("swiglu", True, False, 2), ("relu2", False, True, 4)])
+def test_the_fused_decode_step_equals_the_layered_forward(mlp, qk_norm, tie, kv):
+    """Inference decodes one token at a time through GPT._decode_step (fused projections); it
+    must give the logits and cache of the layered path: left-padded rows, a padding query,
+    and positions past the RoPE table (a cache longer than the context)."""
+    model = tiny(mlp=mlp, qk_norm=qk_norm, tie_embeddings=tie, n_kv_head=kv, seq_len=16)
+    prompts = torch.randint(1, 97, (3, 6))
+    valid = torch.ones(3, 6, dtype=torch.bool)
+    valid[0, :4], valid[1, :1] = False, False  # rows 0 and 1 left-padded
+    steps = torch.randint(1, 97, (3, 20))
+    step_valid = torch.ones(3, 20, dtype=torch.bool)
+    step_valid[2, 3] = False  # a padding query mid-decode
+    outs = {}
+    for name, ctx in (("layered", torch.enable_grad), ("fused", torch.inference_mode)):
+        cache = model.new_cache(3, 26)  # 26 slots: past the 16 RoPE positions of the context
+        with ctx():
+            logits = [model(prompts, cache=cache, key_valid=valid)[:, -1]]
+            logits += [model(steps[:, t : t + 1], cache=cache, key_valid=step_valid[:, t : t + 1])[:, -1]
+                       for t in range(20)]
+        outs[name] = (torch.stack(logits).detach(), cache.k.clone(), cache.next_pos.clone())
+    for a, b in zip(outs["layered"], outs["fused"], strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
 def test_greedy_generation_with_and_without_cache_is_identical():
     model = tiny()
     prompt = [5, 9, 13, 2]

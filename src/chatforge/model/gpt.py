@@ -9,12 +9,13 @@ This file holds the model and nothing else: no training, no tokenizer.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.fsdp import FSDPModule
 
 from chatforge.model.loss import IGNORE_INDEX, linear_cross_entropy
 
@@ -91,6 +92,10 @@ class KVCache:
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)
         self.length = 0
         self.max_len = max_len
+        self.fused: tuple | None = None  # the decode step's weights (GPT._fused_weights)
+        # Whether any filled slot is padding (attention then needs a mask); code that writes
+        # `valid` itself, rather than through the model's forward, must set it.
+        self.padded = False
 
     def reorder(self, index: Tensor) -> None:
         """Keep only the rows in `index` (e.g. after some sequences finished)."""
@@ -276,12 +281,13 @@ class GPT(nn.Module):
             valid = key_valid if key_valid is not None else torch.ones_like(idx, dtype=torch.bool)
             start = cache.length
             cache.valid[:, start : start + T] = valid
+            cache.padded = cache.padded or not bool(valid.all())
             # Positions count real tokens only, so left padding does not shift RoPE phases.
             positions = cache.next_pos[:, None] + valid.long().cumsum(1) - 1
             positions = positions.clamp(min=0)
             cache.next_pos = cache.next_pos + valid.long().sum(1)
             mask, causal = None, False
-            if T > 1 or not bool(cache.valid[:, : start + T].all()):
+            if T > 1 or cache.padded:
                 # Causal over slots, never attending to padding (but always to itself, so a
                 # padding query has something to attend to and gives no NaN).
                 slots = torch.arange(start + T, device=idx.device)
@@ -315,6 +321,11 @@ class GPT(nn.Module):
         `reduction="none"`: per-token log-probabilities log p(target) (B, T), 0 where ignored,
         differentiable: what log-likelihood evaluation, DPO and PPO need.
         """
+        if cache is not None and idx.size(1) == 1 and targets is None and not self.training \
+                and not torch.is_grad_enabled() and not isinstance(self.layers[0], FSDPModule):
+            # (FSDP gathers a block's shards when the block is called, so sharded models
+            # take the layered path)
+            return self._decode_step(idx, cache, key_valid)
         h = self.hidden_states(idx, cache, key_valid)
         if targets is None:
             return self.lm_head(h).float()
@@ -323,6 +334,90 @@ class GPT(nn.Module):
         if reduction != "mean":
             raise ValueError(f"reduction={reduction!r}: choose mean or none")
         return linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
+
+    def _fused_weights(self) -> tuple[list[tuple[Tensor | None, ...]], Tensor, Callable]:
+        """The decode step's weights: per layer the q/k/v projections as one matrix, the q and
+        k norm gains as one (heads x head_dim) table and the SwiGLU gate and up projections as
+        one matrix; then the output head; and the product `proj(x, matrix)` they take.
+
+        fp32 matrices are stored transposed (in x out, contiguous) and multiplied directly:
+        a few rows times such a matrix is up to 1.6x faster on a CPU (MKL) than `F.linear`'s
+        read of the (out x in) weight; bf16 ones (oneDNN) are as fast or faster as they are.
+        """
+        transpose = self.lm_head.weight.dtype == torch.float32
+
+        def t(w: Tensor) -> Tensor:
+            return w.t().contiguous() if transpose else w
+
+        c, fused = self.cfg, []
+        for block in self.layers:
+            a, mlp = block.self_attn, block.mlp
+            qk_norm = (torch.cat([a.q_norm.weight.expand(c.n_head, -1), a.k_norm.weight.expand(c.n_kv_head, -1)])
+                       if a.q_norm is not None else None)
+            up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]) if mlp.swiglu else mlp.up_proj.weight
+            fused.append((block.input_layernorm.weight,
+                          t(torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])), qk_norm,
+                          t(a.o_proj.weight), block.post_attention_layernorm.weight, t(up), t(mlp.down_proj.weight)))
+        return fused, t(self.lm_head.weight), torch.matmul if transpose else F.linear
+
+    def _decode_step(self, idx: Tensor, cache: KVCache, key_valid: Tensor | None) -> Tensor:
+        """One new token per row with a cache, for inference: the same arithmetic as
+        `hidden_states` + `lm_head`, in a third of the operations (fused projections, one
+        norm and one RoPE for q and k together, no module calls). Decoding a small model is
+        bound by the cost of launching operations, not by the matrix products (about 1.5x the
+        tokens per second of the layered path at batch 1 on a CPU; pinned to it by the tests)."""
+        c, hd = self.cfg, self.cfg.head_dim
+        B, start = idx.size(0), cache.length
+        if start + 1 > cache.max_len:
+            raise ValueError(f"KV cache full: {start} + 1 tokens exceeds its {cache.max_len} slots")
+        if key_valid is None:
+            cache.valid[:, start] = True
+            positions = cache.next_pos
+            cache.next_pos = positions + 1
+        else:
+            valid = key_valid[:, 0]
+            cache.valid[:, start] = valid
+            cache.padded = cache.padded or not bool(valid.all())
+            positions = (cache.next_pos + valid.long() - 1).clamp(min=0)  # as hidden_states counts
+            cache.next_pos = cache.next_pos + valid.long()
+        # Positions count real tokens, so none exceeds the slot index `start`.
+        if start < self.rope_cos.size(0):
+            cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+        else:
+            cos, sin = rope_tables(hd, positions, c.rope_theta)
+        nq, nkv, half, eps = c.n_head, c.n_kv_head, hd // 2, c.norm_eps
+        # (B, 1, 1, hd), broadcast over heads; rotating half of x = roll(x) * (-1 .. -1, 1 .. 1)
+        cos, sin = cos[:, None, None], torch.cat([-sin[:, :half], sin[:, half:]], dim=-1)[:, None, None]
+        mask = None
+        if cache.padded:  # left padding: never attend to it
+            mask = cache.valid[:, None, None, : start + 1].clone()
+            mask[:, :, :, start] = True  # a padding query attends to itself (no NaN)
+        x = F.embedding(idx, self.embed_tokens.weight)
+        if cache.fused is None:  # once per cache: the weights cannot change within a generation
+            cache.fused = self._fused_weights()
+        layers, head, proj = cache.fused
+        for i, (w_in, w_qkv, w_qk_norm, w_o, w_post, w_up, w_down) in enumerate(layers):
+            qkv = proj(F.rms_norm(x, (c.n_embd,), w_in, eps), w_qkv).view(B, 1, nq + 2 * nkv, hd)
+            qk, v = qkv[:, :, : nq + nkv], qkv[:, :, nq + nkv :]
+            if w_qk_norm is not None:
+                qk = F.rms_norm(qk, (hd,), None, eps) * w_qk_norm
+            qk = (qk * cos + qk.roll(half, dims=-1) * sin).to(x.dtype)
+            keys, values = cache.k[i], cache.v[i]
+            keys[:, :, start] = qk[:, 0, nq:]
+            values[:, :, start] = v[:, 0]
+            y = F.scaled_dot_product_attention(
+                qk[:, :, :nq].transpose(1, 2), keys[:, :, : start + 1], values[:, :, : start + 1],
+                attn_mask=mask, enable_gqa=nkv != nq)
+            x = x + proj(y.transpose(1, 2).reshape(B, 1, -1), w_o)
+            h = proj(F.rms_norm(x, (c.n_embd,), w_post, eps), w_up)
+            if c.mlp == "swiglu":
+                gate, up = h.chunk(2, dim=-1)
+                h = F.silu(gate) * up
+            else:
+                h = F.relu(h).square()
+            x = x + proj(h, w_down)
+        cache.length += 1
+        return proj(F.rms_norm(x, (c.n_embd,), self.norm.weight, eps), head).float()
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
         p = next(self.parameters())

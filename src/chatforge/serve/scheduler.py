@@ -310,6 +310,7 @@ class Scheduler:
             out.valid[row : row + b, span - w : span] = c.valid[:, first:end]
             out.next_pos[row : row + b] = c.next_pos
             row += b
+        out.padded = not bool(out.valid[:, :span].all())
         return out
 
 
