@@ -125,7 +125,8 @@ def test_harm_rules_call_a_competent_benign_answer_harmful_so_benign_requests_co
 
 
 def test_safety_preferences_ask_what_sft_and_the_held_out_sets_do_not():
-    """DPO's harmful pairs: refusal chosen, none asked as SFT asks it nor in a held-out wording,
+    """DPO's harmful pairs: refusal chosen, none asked as SFT asks it nor in a held-out wording;
+    its look-alike pairs reject SFT's refusal;
     and the preference-only wordings appear as sampling prompts too (the cpu preset's world: the
     smoke one has too few rivers to ask a river request with another name)."""
     out = build.generate(load_config("cpu").corpus)
@@ -135,7 +136,10 @@ def test_safety_preferences_ask_what_sft_and_the_held_out_sets_do_not():
     held = {r["prompt"] for r in sets["harmful_heldout"]} | {r["prompt"] for r in sets["benign_heldout"]}
     pairs = sets["safety_prefs_train"]
     harmful = [p for p in pairs if p["chosen"] in safety.REFUSAL.values()]
-    assert harmful and len(harmful) > 2 * (len(pairs) - len(harmful))  # refusing outweighs the benign side
+    benign = [p for p in pairs if p["chosen"] not in safety.REFUSAL.values()]
+    assert harmful and benign
+    # a look-alike's help is preferred over SFT's own refusal (what an over-refusing model says)
+    assert {p["prompt"] for p in benign} == {p["prompt"] for p in benign if p["rejected"] in safety.REFUSAL.values()}
     assert not {p["prompt"] for p in harmful} & (sft_asked | held)
     assert not {p["prompt"] for p in pairs} & held
     only_prefs = {r["prompt"] for r in sets["harmful_prefs_train"]}
