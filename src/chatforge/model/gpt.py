@@ -97,6 +97,25 @@ class KVCache:
         # `valid` itself, rather than through the model's forward, must set it.
         self.padded = False
 
+    def fill(self, T: int, valid: Tensor | None) -> Tensor:
+        """Mark the next `T` slots filled (`valid` (B, T): False = left padding; None = all
+        real) and return each new token's position (B, T). Positions count real tokens only,
+        so left padding does not shift RoPE phases. `length` moves once the layers have
+        written their keys and values."""
+        start = self.length
+        if start + T > self.max_len:
+            raise ValueError(f"KV cache full: {start} + {T} tokens exceeds its {self.max_len} slots")
+        if valid is None:
+            self.valid[:, start : start + T] = True
+            positions = self.next_pos[:, None] + torch.arange(T, device=self.next_pos.device)
+            self.next_pos = self.next_pos + T
+            return positions
+        self.valid[:, start : start + T] = valid
+        self.padded = self.padded or not bool(valid.all())
+        positions = (self.next_pos[:, None] + valid.long().cumsum(1) - 1).clamp(min=0)
+        self.next_pos = self.next_pos + valid.long().sum(1)
+        return positions
+
     def reorder(self, index: Tensor) -> None:
         """Keep only the rows in `index` (e.g. after some sequences finished)."""
         self.k, self.v = self.k[:, index], self.v[:, index]
@@ -274,18 +293,8 @@ class GPT(nn.Module):
             cos, sin = self.rope_cos[None, :T], self.rope_sin[None, :T]
             mask, causal = None, True
         else:
-            if cache.length + T > cache.max_len:
-                raise ValueError(
-                    f"KV cache full: {cache.length} + {T} tokens exceeds its {cache.max_len} slots"
-                )
-            valid = key_valid if key_valid is not None else torch.ones_like(idx, dtype=torch.bool)
             start = cache.length
-            cache.valid[:, start : start + T] = valid
-            cache.padded = cache.padded or not bool(valid.all())
-            # Positions count real tokens only, so left padding does not shift RoPE phases.
-            positions = cache.next_pos[:, None] + valid.long().cumsum(1) - 1
-            positions = positions.clamp(min=0)
-            cache.next_pos = cache.next_pos + valid.long().sum(1)
+            positions = cache.fill(T, key_valid)
             mask, causal = None, False
             if T > 1 or cache.padded:
                 # Causal over slots, never attending to padding (but always to itself, so a
@@ -368,18 +377,7 @@ class GPT(nn.Module):
         tokens per second of the layered path at batch 1 on a CPU; pinned to it by the tests)."""
         c, hd = self.cfg, self.cfg.head_dim
         B, start = idx.size(0), cache.length
-        if start + 1 > cache.max_len:
-            raise ValueError(f"KV cache full: {start} + 1 tokens exceeds its {cache.max_len} slots")
-        if key_valid is None:
-            cache.valid[:, start] = True
-            positions = cache.next_pos
-            cache.next_pos = positions + 1
-        else:
-            valid = key_valid[:, 0]
-            cache.valid[:, start] = valid
-            cache.padded = cache.padded or not bool(valid.all())
-            positions = (cache.next_pos + valid.long() - 1).clamp(min=0)  # as hidden_states counts
-            cache.next_pos = cache.next_pos + valid.long()
+        positions = cache.fill(1, key_valid)[:, 0]
         # Positions count real tokens, so none exceeds the slot index `start`.
         if start < self.rope_cos.size(0):
             cos, sin = self.rope_cos[positions], self.rope_sin[positions]

@@ -311,6 +311,8 @@ class Scheduler:
             out.next_pos[row : row + b] = c.next_pos
             row += b
         out.padded = not bool(out.valid[:, :span].all())
+        # the decode step's fused weights, made once: the served model does not change
+        out.fused = next((c.fused for c in parts if c.fused is not None), None)
         return out
 
 
