@@ -13,7 +13,7 @@ from conftest import copy_run
 
 from chatforge.config import load_config
 from chatforge.model.checkpoint import resolve_checkpoint
-from chatforge.pipeline import stage_keys
+from chatforge.pipeline import RunClock, stage_keys
 from chatforge.runs import RunDir
 
 # Re-runs in these tests leave out the stages after SFT: what they check ends there, and each of
@@ -117,3 +117,15 @@ def test_a_bad_key_in_any_section_fails_fast_before_any_stage_runs(tmp_path, bad
     assert len(done.stderr.strip().splitlines()) == 1 and bad.split("=")[0] in done.stderr
     assert not (tmp_path / "never").exists()  # no stage ran
     assert elapsed < 2.0, elapsed
+
+
+def test_a_run_budget_shrinks_a_training_budget_and_the_rerun_is_up_to_date(pipeline_run):
+    run_dir, _, _ = pipeline_run
+    args = ("run.time_budget=1", "pretrain.train.time_budget=20", "pretrain.train.max_steps=100000", *LIGHT)
+    _, log = _run(run_dir, *args)
+    assert "pretrain: trains 6 s of its 20 s budget" in log
+    manifest = RunDir(run_dir).manifest("pretrain")
+    assert manifest["metrics"]["train_budget_s"] == pytest.approx(20 * RunClock.MIN_SCALE)
+    assert manifest["metrics"]["wall_s"] < 20 * RunClock.MIN_SCALE + 5  # its training time
+    _, log = _run(run_dir, *args)
+    assert "= pretrain: up to date" in log and "= sft: up to date" in log

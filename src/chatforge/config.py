@@ -49,6 +49,10 @@ class RunConfig:
     name: str = "latest"
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # Seconds for the whole `chatforge run` (0 = off): where this machine's evaluation and
+    # generation run slower than on the machine the preset was sized on, the training budgets
+    # shrink so the run still ends in time (chatforge.pipeline.RunClock).
+    time_budget: float = at_least(0, 0.0)
 
 
 @dataclass

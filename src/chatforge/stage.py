@@ -39,3 +39,6 @@ class Stage:
     help: str = ""
     distributed: bool = False  # True: all ranks run it together; False: rank 0 alone
     files: Callable[[Config], list[str]] = lambda cfg: []  # user files whose bytes join the key
+    # Seconds of its work outside a training budget (generation, evaluation, I/O) in the cpu
+    # preset on the machine the preset was sized on; a run budget scales them (RunClock).
+    untimed_s: float = 0.0
