@@ -236,3 +236,17 @@ def test_report_opens_in_chromium_with_every_section_and_image(full_run, turkish
         finally:
             browser.close()
     assert all(s.stat().st_size > 50_000 for s in shots)
+
+
+def test_the_stages_section_names_training_shortened_by_the_run_budget():
+    from chatforge.report.sections import stages_section
+    row = {"status": "complete", "device_name": "cpu", "n_devices": 1}
+    f = {"stages": [{**row, "name": "pretrain", "wall_s": 177.0, "metrics": {"train_budget_s": 167.3}},
+                    {**row, "name": "sft", "wall_s": 160.0, "metrics": {"train_budget_s": 125.0}},
+                    {**row, "name": "eval", "wall_s": 78.0, "metrics": {}}]}
+    for lang, needle in (("en", "pretrain 2.8 min, sft 2.1 min."), ("tr", "pretrain 2,8 dk, sft 2,1 dk.")):
+        texts = [b.text for b in stages_section(f, lang, ("pretrain", "sft", "eval")).blocks if hasattr(b, "text")]
+        assert any(text.startswith(i18n.t("stages_scaled", lang)) and text.endswith(needle) for text in texts)
+    unscaled = {"stages": [{**row, "name": "eval", "wall_s": 78.0, "metrics": {}}]}
+    texts = [b.text for b in stages_section(unscaled, "en", ("eval",)).blocks if hasattr(b, "text")]
+    assert not any("time budget" in text for text in texts)

@@ -98,6 +98,12 @@ TEXT: dict[str, dict[str, str]] = {
         "tr": "Bu aşama bu çalıştırmada yer almadı; gösterilecek bir sonucu yok.",
     },
     "stages_absent": {"en": "Stages that did not run", "tr": "Çalışmayan aşamalar"},
+    "stages_scaled": {
+        "en": "Training shortened so the run ended within its time budget (run.time_budget; this machine "
+              "evaluated and sampled slower than the one the preset was sized on)",
+        "tr": "Çalıştırma süre bütçesinde (run.time_budget) bitsin diye kısaltılan eğitimler (bu makine, ön "
+              "ayarın boyutlandırıldığı makineden daha yavaş değerlendirdi ve örnekledi)",
+    },
     "none": {"en": "none", "tr": "yok"},
     # header
     "h_env": {"en": "Run and environment", "tr": "Çalıştırma ve ortam"},

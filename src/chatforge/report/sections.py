@@ -111,6 +111,10 @@ def stages_section(f: dict[str, Any], lang: str, expected: tuple[str, ...]) -> S
     rows.append([t("total", lang), "", seconds(sum(s["wall_s"] or 0 for s in f["stages"]), lang), ""])
     blocks = [Table([t("col_stage", lang), t("col_status", lang), t("col_wall", lang), t("col_device", lang)], rows),
               Para(f"{t('stages_absent', lang)}: {', '.join(absent) if absent else t('none', lang)}.")]
+    scaled = [f"{s['name']} {seconds(s['metrics']['train_budget_s'], lang)}"
+              for s in f["stages"] if "train_budget_s" in s["metrics"]]
+    if scaled:
+        blocks.append(Para(f"{t('stages_scaled', lang)}: {', '.join(scaled)}."))
     return Section("stages", t("h_stages", lang), blocks)
 
 
