@@ -11,8 +11,10 @@ process (and every launch) builds the same data and the same initial weights.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ from chatforge.model.reward import RewardModel
 from chatforge.tokenizer.bpe import train_bpe
 from chatforge.tokenizer.shards import TokenShards, write_shards
 from chatforge.train import pretrain
+from chatforge.train import loop
 from chatforge.train.loop import identity, init_distributed, train
 
 STEPS = 6
@@ -53,10 +56,28 @@ def _pairs(tok, n: int):
     return [encode_pair(tok, r, 48) for r in rows]
 
 
+class _FastClock:
+    """time as the loop sees it, with perf_counter running `rate` times as fast."""
+
+    def __init__(self, rate: float):
+        self.rate, self.origin = rate, time.perf_counter()
+
+    def perf_counter(self) -> float:
+        return self.origin + (time.perf_counter() - self.origin) * self.rate
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
 def job(out: Path, stage: str, parallel: str, where: Path) -> None:
-    cfg = load_config("smoke", [*SETTINGS, f"{stage}.train.parallel={parallel}", "run.device=cpu"])
+    # DIST_SKEWED_BUDGET=S: train for S seconds, rank 1's clock running 3x as fast as rank 0's
+    skewed = float(os.environ.get("DIST_SKEWED_BUDGET", "0"))
+    budget = [f"{stage}.train.time_budget={skewed}", f"{stage}.train.max_steps=100000"] if skewed else []
+    cfg = load_config("smoke", [*SETTINGS, *budget, f"{stage}.train.parallel={parallel}", "run.device=cpu"])
     tok = train_bpe(_texts(), vocab_size=320)
     ddp = init_distributed(torch.device("cpu"))
+    if skewed and ddp.rank == 1:
+        loop.time = _FastClock(3.0)
     if stage == "pretrain":
         if ddp.main and not (where / "tokens" / "index.json").exists():
             write_shards([{"text": t} for t in _texts()], tok, where / "tokens", val_fraction=0.2, seed=0)
@@ -89,6 +110,9 @@ def job(out: Path, stage: str, parallel: str, where: Path) -> None:
     result = train(task, t, where / "checkpoint", where / "metrics.jsonl", seed=cfg.run.seed,
                    ident=identity(t), device=torch.device("cpu"), console=Console(stderr=True, quiet=True),
                    stage=stage)
+    if skewed:  # every rank: where it stopped and what its replica holds
+        checksum = sum(float(p.detach().double().sum()) for p in task.model.parameters())
+        (where / f"rank{ddp.rank}.json").write_text(json.dumps({"steps": result.steps, "checksum": checksum}))
     if ddp.main:
         # After training the model is whole on rank 0 (gathered under FSDP): a forward alone works.
         x = torch.arange(8)[None] % tok.vocab_size

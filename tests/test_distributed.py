@@ -206,6 +206,18 @@ def test_a_run_killed_at_one_world_size_resumes_at_another(stage_runs, tmp_path)
     assert _losses(out / "killed-2") == pytest.approx(_losses(stage_runs / "one-pretrain"), abs=1e-4)
 
 
+def test_ranks_whose_clocks_disagree_stop_together_with_the_same_replica(tmp_path):
+    # Rank 1's clock runs 3x as fast: left to their own clocks, the ranks would set different
+    # learning rates and rank 1 would stop at a third of the budget while rank 0 waits on it.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DIST_SKEWED_BUDGET": "4"}
+    done = subprocess.run([*TORCHRUN, STAGES_SCRIPT, str(tmp_path), "pretrain-ddp:skewed"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "skewed" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["steps"] == ranks[1]["steps"] > 0
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -571,6 +571,15 @@ class Trainer:
         for unit in self.fsdp_units:
             unit.unshard()
 
+    def _follow_rank0_clock(self) -> None:
+        """Every rank takes rank 0's trained seconds: under a time budget they set the learning
+        rate and decide the last step, and ranks whose clocks drift apart would train replicas
+        with different learning rates and stop at different steps (the others then wait in a
+        collective forever)."""
+        elapsed = torch.tensor([self.run.elapsed], dtype=torch.float64, device=self.device)
+        dist.broadcast(elapsed, src=0)
+        self.run.elapsed = float(elapsed)
+
     def fit(self) -> TrainResult:
         task, cfg, ddp = self.task, self.cfg, self.ddp
         bar = Progress(
@@ -604,6 +613,8 @@ class Trainer:
                     self.save()
                 barrier(ddp)
                 self.run.elapsed += time.perf_counter() - t0 - dt  # eval and save count as wall time
+                if ddp.world > 1 and cfg.time_budget > 0:
+                    self._follow_rank0_clock()
         # The time budget can run out during an evaluation or a save of a step that was not the
         # last by its own time: evaluate and save that last step all the same.
         if self.evaluates and task.evaluate and self.evaluated_step != self.run.step:
