@@ -27,8 +27,7 @@ from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.model.reward import RewardModel
 from chatforge.tokenizer.bpe import train_bpe
 from chatforge.tokenizer.shards import TokenShards, write_shards
-from chatforge.train import pretrain
-from chatforge.train import loop
+from chatforge.train import loop, pretrain
 from chatforge.train.loop import identity, init_distributed, train
 
 STEPS = 6
