@@ -191,27 +191,29 @@ def run_pipeline(
             continue
         started = time.time()
         own_budget = RunClock.train_budget(cfg, stage)
-        scale = [clock.scale(cfg, stage)]
+        factor = clock.scale(cfg, stage)
         if stage.distributed and ddp.world > 1:  # every rank must plan the same steps
-            dist.broadcast_object_list(scale, src=0)
-        budget = own_budget * scale[0]
+            box = [factor]
+            dist.broadcast_object_list(box, src=0)
+            factor = box[0]
+        scaled, budget = factor < 1, own_budget * factor
         if ddp.main:
             previous = run.manifest(stage.name)
             resuming = previous is not None and previous.get("status") == "running"
             verb = "resuming" if resuming and previous.get("key") == key else "running"
             console.rule(f"[bold]{stage.name}[/bold] ({verb})")
-            if scale[0] < 1:
+            if scaled:
                 console.print(f"[yellow]{stage.name}: trains {budget:.0f} s of its {own_budget:.0f} s budget "
                               f"so the run ends within run.time_budget={cfg.run.time_budget:.0f} s (evaluation "
                               f"and sampling run {clock.slowdown():.1f}x the preset's reference here)[/yellow]")
             run.write_manifest(stage.name, key, "running", started, inputs=inputs)
-        result = stage.fn(_with_train_budget(cfg, stage, budget) if scale[0] < 1 else cfg, run)
+        result = stage.fn(_with_train_budget(cfg, stage, budget) if scaled else cfg, run)
         if not ddp.main:
             continue
         manifests[stage.name] = run.write_manifest(
             stage.name, key, "complete", started,
             outputs=result.outputs, inputs=inputs,
-            metrics={**result.metrics, "train_budget_s": budget} if scale[0] < 1 else result.metrics,
+            metrics={**result.metrics, "train_budget_s": budget} if scaled else result.metrics,
             device=result.device, n_devices=result.n_devices * ddp.world if stage.distributed else 1,
             device_name=device_name(result.device),
         )
