@@ -71,6 +71,42 @@ def test_sampling_is_seeded_and_independent_of_batch_mates(model):
     assert [c.tokens for c in engine.generate(PROMPTS, other)] != a
 
 
+def test_batches_of_any_size_give_the_same_completions_in_the_prompts_order(model):
+    """The engine cuts the prompts into length-sorted batches; neither the cut nor the sort
+    may show in what each prompt gets, sampled or greedy, nor in the rows callbacks name."""
+    prompts = PROMPTS + [[3, 1, 4, 1, 5, 9, 2, 6], [8, 8]]
+    for temperature in (0.0, 1.0):
+        params = SamplingParams(max_new_tokens=12, temperature=temperature, seed=3, stop_ids=())
+        whole = [c.tokens for c in Engine(model, batch_size=64).generate(prompts, params)]
+        for size in (1, 2, 4):
+            got = Engine(model, batch_size=size).generate(prompts, params)
+            assert [c.tokens for c in got] == whole
+            assert [c.prompt_tokens for c in got] == [len(p) for p in prompts]
+    tok = train_bpe(["plain ascii words only\n"] * 10, vocab_size=300)
+    texted = _model(vocab=tok.vocab_size)
+    params = SamplingParams(max_new_tokens=6, stop_ids=())
+    streamed: dict[int, str] = {}
+
+    def on_text(row: int, delta: str) -> None:
+        streamed[row] = streamed.get(row, "") + delta
+
+    got = Engine(texted, tok, batch_size=2).generate(prompts, params, on_text=on_text)
+    assert [c.text for c in got] == [streamed.get(r, "") for r in range(len(prompts))]
+    assert [c.text for c in got] == Engine(texted, tok).generate_text(prompts, params)
+
+
+def test_a_bad_prompt_fails_the_call_before_anything_is_generated(model):
+    seen: list[int] = []
+    with pytest.raises(ContextLengthError, match="prompt 2 has 64 tokens"):
+        Engine(model, batch_size=1).generate([[1, 2], [3], [1] * 64], SamplingParams(max_new_tokens=4),
+                                             on_text=lambda r, d: seen.append(r))
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        Engine(model, batch_size=1).generate([[1, 2], []], SamplingParams(max_new_tokens=4))
+    assert not seen
+    with pytest.raises(ValueError, match="batch_size=0"):
+        Engine(model, batch_size=0)
+
+
 def test_gqa_and_mha_models_both_match_reference():
     for kv in (1, 4):
         m = _model(n_kv_head=kv)
@@ -120,7 +156,7 @@ class _Scripted(nn.Module):
     def new_cache(self, batch: int, max_len: int):
         return GPT(self.cfg).new_cache(batch, max_len)
 
-    def forward(self, idx, cache=None, key_valid=None):
+    def forward(self, idx, cache=None, key_valid=None, last_only=False):
         B, T = idx.shape
         step = 0 if cache.length == 0 else cache.length - self.prompt_len + 1
         if cache.length == 0:

@@ -226,8 +226,8 @@ class ScriptedGPT(GPT):
         super().__init__(cfg)
         self.script, self.prompt_len, self.end = script, prompt_len, end
 
-    def forward(self, idx, targets=None, cache=None, key_valid=None, reduction="mean"):
-        logits = super().forward(idx, cache=cache, key_valid=key_valid)
+    def forward(self, idx, targets=None, cache=None, key_valid=None, reduction="mean", last_only=False):
+        logits = super().forward(idx, cache=cache, key_valid=key_valid, last_only=last_only)
         at = (cache.next_pos - self.prompt_len).tolist()
         want = [self.script[g] if 0 <= g < len(self.script) else self.end for g in at]
         out = torch.full_like(logits, -1e4)

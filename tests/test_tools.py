@@ -86,7 +86,7 @@ class _Reader(nn.Module):
         copied = generated[end + 1 :]
         return fed[len(copied)] if len(copied) < len(fed) else sp(ASSISTANT_END)
 
-    def forward(self, idx, cache=None, key_valid=None):
+    def forward(self, idx, cache=None, key_valid=None, last_only=False):
         B, T = idx.shape
         if not any(self.history):
             self.prompt_len = T

@@ -1,14 +1,16 @@
 """Batched generation with a KV cache: the one place chatforge generates text.
 
-Chat, evaluation, RLHF rollouts and the server all call `Engine`. Prompts of different
-lengths are left-padded into one batch; one forward pass over the prompts fills the cache
-(prefill), then each step feeds one token per row (decode). Rows stop on their own (a stop
-token, a stop string, max_new_tokens or the model's context length) and finished rows leave
-the batch, so the rest keep decoding at the smaller batch size.
+Chat, evaluation, RLHF rollouts and the server all call `Engine`. The prompts are sorted by
+length and cut into batches of at most `batch_size` rows, so a short prompt is not padded to a
+long one's length and the cache stays small; within a batch they are left-padded, one forward
+pass over the prompts fills the cache (prefill), then each step feeds one token per row
+(decode). Rows stop on their own (a stop token, a stop string, max_new_tokens or the model's
+context length) and finished rows leave the batch, so the rest keep decoding at the smaller
+batch size.
 
-Determinism: row r samples with its own generator seeded with `seed + r`, so its sample does
-not depend on what else shares the batch (generating that prompt alone with seed + r gives
-the same tokens); temperature 0 is greedy. The test suite
+Determinism: prompt r samples with its own generator seeded with `seed + r`, so its sample
+does not depend on what else shares the batch or on the batch size (generating that prompt
+alone with seed + r gives the same tokens); temperature 0 is greedy. The test suite
 pins KV-cache generation to no-cache generation and batched to one-by-one.
 
 Tools (nanochat's scheme, see `chatforge.tools`): when a row emits <|python_start|>CODE
@@ -40,6 +42,9 @@ from chatforge.tokenizer.chat import (
     stop_token_ids,
 )
 from chatforge.tools import CALCULATOR, TOOLS, run_tool
+
+# The share of a batch's rows that must have finished before the cache drops them (see _run).
+COMPACT_AT = 0.25
 
 
 class ContextLengthError(ChatforgeError):
@@ -180,11 +185,16 @@ class _TextState:
 
 
 class Engine:
-    """Generate from a GPT; `tokenizer` is needed for text, streaming and stop strings."""
+    """Generate from a GPT; `tokenizer` is needed for text, streaming and stop strings.
+    `batch_size` bounds the rows decoded together (more amortises each step's fixed cost,
+    fewer keeps the rows' lengths, so their padding and cache, alike)."""
 
-    def __init__(self, model: GPT, tokenizer: Tokenizer | None = None):
+    def __init__(self, model: GPT, tokenizer: Tokenizer | None = None, batch_size: int = 64):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: must be at least 1")
         self.model = model
         self.tok = tokenizer
+        self.batch_size = batch_size
 
     @property
     def context_length(self) -> int:
@@ -204,21 +214,46 @@ class Engine:
         on_text: Callable[[int, str], None] | None = None,
         on_tool: Callable[[int, str, str], None] | None = None,
     ) -> list[Completion]:
-        """Complete every prompt; `on_text(row, delta)` receives text as it is generated and
-        `on_tool(row, code, output)` each tool call the engine ran."""
-        results: list[Completion] = []
-        for row, delta in self._run(prompts, params or SamplingParams(), results, on_tool):
-            if on_text is not None:
-                on_text(row, delta)
-        return results
+        """Complete every prompt (results in the prompts' order); `on_text(row, delta)` receives
+        text as it is generated and `on_tool(row, code, output)` each tool call the engine ran,
+        `row` being the prompt's index."""
+        params = params or SamplingParams()
+        self._check(prompts, params)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            done: list[Completion] = []
+            for row, delta in self._run([prompts[r] for r in rows], params, done, on_tool, rows):
+                if on_text is not None:
+                    on_text(row, delta)
+            for r, completion in zip(rows, done, strict=True):
+                results[r] = completion
+        return [c for c in results if c is not None]
 
     def stream(self, prompt: Sequence[int], params: SamplingParams | None = None) -> Iterator[str]:
         """Text deltas of one prompt's completion, token by token (whole UTF-8 characters)."""
-        for _, delta in self._run([prompt], params or SamplingParams(), []):
+        params = params or SamplingParams()
+        self._check([prompt], params)
+        for _, delta in self._run([prompt], params, [], None, [0]):
             yield delta
 
     def generate_text(self, prompts: Sequence[Sequence[int]], params: SamplingParams | None = None) -> list[str]:
         return [c.text for c in self.generate(prompts, params)]
+
+    def _check(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> None:
+        """Every prompt is checked before any is generated: a bad one fails the call at once."""
+        if params.stop and self.tok is None:
+            raise ValueError("stop strings need a tokenizer")
+        ctx = self.context_length
+        for i, p in enumerate(prompts):
+            if len(p) == 0:
+                raise ValueError(f"prompt {i} is empty")
+            if len(p) >= ctx:
+                raise ContextLengthError(
+                    f"prompt {i} has {len(p)} tokens but the model's context length is {ctx}: "
+                    "shorten it (or start a new conversation) to leave room for a reply"
+                )
 
     def _tool_ids(self) -> dict[str, int]:
         if self.tok is None:
@@ -251,31 +286,21 @@ class Engine:
     @torch.inference_mode()  # cheaper than no_grad per op; nothing here needs autograd
     def _run(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, results: list[Completion],
-        on_tool: Callable[[int, str, str], None] | None = None,
+        on_tool: Callable[[int, str, str], None] | None, rows: Sequence[int],
     ) -> Iterator[tuple[int, str]]:
-        """Yield (row, text delta) while generating; fill `results` (one per prompt) at the end."""
+        """Generate one batch; yield (row, text delta) while generating and fill `results` (one
+        per prompt) at the end. `rows` are the prompts' indices in the caller's list: they seed
+        the prompts' generators and name them to the callbacks."""
         if not prompts:
             return
-        if params.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={params.max_new_tokens}: must be at least 1")
-        if params.stop and self.tok is None:
-            raise ValueError("stop strings need a tokenizer")
         model, ctx = self.model, self.context_length
         device = next(model.parameters()).device
         lengths = [len(p) for p in prompts]
-        for i, n in enumerate(lengths):
-            if n == 0:
-                raise ValueError(f"prompt {i} is empty")
-            if n >= ctx:
-                raise ContextLengthError(
-                    f"prompt {i} has {n} tokens but the model's context length is {ctx}: "
-                    "shorten it (or start a new conversation) to leave room for a reply"
-                )
         B, P = len(prompts), max(lengths)
         # Each row may grow to the context length or max_new_tokens, whichever comes first.
         budgets = [min(params.max_new_tokens, ctx - n) for n in lengths]
         stop_ids = self._stop_ids(params)
-        gens = [torch.Generator(device=device).manual_seed(params.seed + r) for r in range(B)]
+        gens = [torch.Generator(device=device).manual_seed(params.seed + r) for r in rows]
         texts = [_TextState(params.stop) if self.tok is not None else None for _ in range(B)]
         done = [Completion(prompt_tokens=n) for n in lengths]
         tools = [_ToolState() for _ in range(B)]
@@ -288,9 +313,13 @@ class Engine:
             idx[r, P - len(p) :] = torch.tensor(list(p), dtype=torch.long)
             valid[r, P - len(p) :] = True
         cache = model.new_cache(B, P + max(budgets))
-        logits = model(idx, cache=cache, key_valid=valid)[:, -1]
-        active = list(range(B))  # original row of each cache row
-        while active:
+        logits = model(idx, cache=cache, key_valid=valid, last_only=True)[:, -1]
+        slots: list[int | None] = list(range(B))  # the row each cache row decodes; None: finished
+        while True:
+            live = [i for i, r in enumerate(slots) if r is not None]
+            active = [r for r in slots if r is not None]
+            if len(live) < len(slots):
+                logits = logits[live]
             if params.temperature <= 0:
                 nxt = logits.argmax(-1).tolist()
             else:  # a forced row draws too and discards it: simpler than skipping its generator
@@ -314,11 +343,11 @@ class Engine:
                     finished = "stop"
                 else:
                     if ts is not None and not self._tool_step(
-                        tok_id, tools[r], ts, specials, params, forced[r], r, on_tool
+                        tok_id, tools[r], ts, specials, params, forced[r], rows[r], on_tool
                     ):
                         delta, hit = ts.feed(self.tok.decode_bytes([tok_id]))
                         if delta:
-                            yield r, delta
+                            yield rows[r], delta
                         if hit:
                             finished = "stop"
                     if not finished and len(comp.tokens) >= budgets[r]:
@@ -328,17 +357,25 @@ class Engine:
                     if ts is not None:
                         tail = ts.finish()
                         if tail:
-                            yield r, tail
+                            yield rows[r], tail
                         comp.text = ts.text
                         comp.parts = tools[r].parts(ts.text, self.tok)
                 else:
                     keep.append(i)
-            if len(keep) < len(active):
-                if not keep:
-                    break
-                cache.reorder(torch.tensor(keep, device=device))
-                active = [active[i] for i in keep]
-                nxt = [nxt[i] for i in keep]
-            step = torch.tensor(nxt, dtype=torch.long, device=device)[:, None]
+            if not keep:
+                break
+            # A finished row stays in the batch, fed padding, until enough have finished to
+            # compact the cache: compacting at every finish would copy it nearly every step.
+            parked = len(slots) - len(keep)
+            if parked >= max(1, int(COMPACT_AT * len(slots))):
+                cache.reorder(torch.tensor([live[i] for i in keep], device=device))
+                slots, feed = [active[i] for i in keep], [nxt[i] for i in keep]
+            else:
+                feed = [pad] * len(slots)
+                for i in keep:
+                    feed[live[i]] = nxt[i]
+                for i in set(range(len(active))) - set(keep):
+                    slots[live[i]] = None
+            step = torch.tensor(feed, dtype=torch.long, device=device)[:, None]
             logits = model(step, cache=cache)[:, -1]
         results.extend(done)

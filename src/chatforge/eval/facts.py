@@ -85,7 +85,7 @@ def score_facts(
     ("Question: ...\\nAnswer:", stopping at the end of the line) so it is not judged only on a
     format it never saw.
     """
-    engine = Engine(model, tok)
+    engine = Engine(model, tok, batch_size)
     if prompt_style == "chat":
         prompts = [render_prompt(tok, [{"role": "user", "content": q["question"]}]) for q in questions]
         params = SamplingParams(max_new_tokens=max_new_tokens)
@@ -98,12 +98,11 @@ def score_facts(
     prompts = [p[-(ctx - 1):] for p in prompts]
     hits: list[bool] = []
     examples = []
-    for i in range(0, len(prompts), batch_size):
-        for q, c in zip(questions[i : i + batch_size], engine.generate(prompts[i : i + batch_size], params), strict=True):
-            ok = answer_matches(c.text, q["answer"], ended=c.finish_reason == "stop")
-            hits.append(ok)
-            if len(examples) < 5:
-                examples.append({"question": q["question"], "answer": q["answer"], "reply": c.text, "correct": ok})
+    for q, c in zip(questions, engine.generate(prompts, params), strict=True):
+        ok = answer_matches(c.text, q["answer"], ended=c.finish_reason == "stop")
+        hits.append(ok)
+        if len(examples) < 5:
+            examples.append({"question": q["question"], "answer": q["answer"], "reply": c.text, "correct": ok})
     by_lang: dict[str, list[bool]] = defaultdict(list)
     by_seen: dict[str, list[bool]] = defaultdict(list)
     for q, ok in zip(questions, hits, strict=True):

@@ -216,18 +216,11 @@ def fit_prompt(prompt: list[int], room: int, seq_len: int) -> list[int]:
 
 
 def generate(em: EvalModel, prompts: Sequence[list[int]], params: SamplingParams) -> list[Completion]:
-    """Complete every prompt through the engine, in batches of similar length (less padding);
-    a prompt too long for the context keeps its newest tokens, leaving room for the reply."""
-    engine = Engine(em.model, em.tok)
+    """Complete every prompt through the engine (batches of `em.batch_size`); a prompt too
+    long for the context keeps its newest tokens, leaving room for the reply."""
     room = min(params.max_new_tokens, em.context_length // 2)
     fitted = [fit_prompt(list(p), room, em.context_length) for p in prompts]
-    order = sorted(range(len(fitted)), key=lambda i: len(fitted[i]))
-    out: list[Completion | None] = [None] * len(fitted)
-    for s in range(0, len(order), em.batch_size):
-        chunk = order[s : s + em.batch_size]
-        for i, c in zip(chunk, engine.generate([fitted[i] for i in chunk], params), strict=True):
-            out[i] = c
-    return [c for c in out if c is not None]
+    return Engine(em.model, em.tok, em.batch_size).generate(fitted, params)
 
 
 def mean_stderr(values: Sequence[float]) -> tuple[float, float]:

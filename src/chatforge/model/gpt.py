@@ -117,8 +117,17 @@ class KVCache:
         return positions
 
     def reorder(self, index: Tensor) -> None:
-        """Keep only the rows in `index` (e.g. after some sequences finished)."""
-        self.k, self.v = self.k[:, index], self.v[:, index]
+        """Keep only the rows in `index`, in its order (e.g. after some sequences finished; a
+        row may repeat, to copy a shared prefix). With no more rows than before, only the
+        filled slots move, within the cache's own storage: a fresh copy of every slot would cost
+        as much as several decode steps of a large batch."""
+        n, filled = index.numel(), self.length
+        if n <= self.k.size(1):
+            self.k[:, :n, :, :filled] = self.k[:, index, :, :filled]
+            self.v[:, :n, :, :filled] = self.v[:, index, :, :filled]
+            self.k, self.v = self.k[:, :n], self.v[:, :n]
+        else:
+            self.k, self.v = self.k[:, index], self.v[:, index]
         self.valid, self.next_pos = self.valid[index], self.next_pos[index]
 
 
@@ -322,8 +331,11 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         key_valid: Tensor | None = None,
         reduction: str = "mean",
+        last_only: bool = False,
     ) -> Tensor:
-        """Logits (B, T, vocab); with `targets`, the cross-entropy instead.
+        """Logits (B, T, vocab), or (B, 1, vocab) of the last position with `last_only` (a
+        prompt's prefill needs no other: the output head is a fifth of a small model's
+        arithmetic per token); with `targets`, the cross-entropy instead.
 
         Targets equal to IGNORE_INDEX (-100) are ignored: SFT masks non-assistant tokens that
         way. `reduction="mean"`: the mean over targets (fused, no logits tensor);
@@ -337,7 +349,7 @@ class GPT(nn.Module):
             return self._decode_step(idx, cache, key_valid)
         h = self.hidden_states(idx, cache, key_valid)
         if targets is None:
-            return self.lm_head(h).float()
+            return self.lm_head(h[:, -1:] if last_only else h).float()
         if reduction == "none":
             return token_logprobs(self.lm_head(h).float(), targets)
         if reduction != "mean":

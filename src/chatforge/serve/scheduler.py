@@ -275,7 +275,7 @@ class Scheduler:
             idx[r, P - len(j.prompt) :] = torch.tensor(j.prompt, dtype=torch.long)
             valid[r, P - len(j.prompt) :] = True
         cache = self.model.new_cache(B, P)
-        logits = self.model(idx, cache=cache, key_valid=valid)[:, -1]
+        logits = self.model(idx, cache=cache, key_valid=valid, last_only=True)[:, -1]
         default_stop = set(stop_token_ids(self.tok))
         for j, n in zip(jobs, lengths, strict=True):
             p = j.params

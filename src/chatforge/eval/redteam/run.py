@@ -130,15 +130,8 @@ def answer(model: Any, tok: Tokenizer, prompts: Sequence[str], rc: RedteamConfig
     new = min(rc.max_new_tokens, max(1, ctx // 2))
     params = SamplingParams(max_new_tokens=new)
     ids = [_prompt_ids(tok, p, ctx - new) for p in prompts]
-    engine = Engine(model, tok)
-    # Batches of similar length: a many-shot prompt beside short ones would pad them all.
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = [""] * len(ids)
-    for i in range(0, len(order), rc.batch_size):
-        rows = order[i : i + rc.batch_size]
-        for r, text in zip(rows, engine.generate_text([ids[r] for r in rows], params), strict=True):
-            out[r] = text
-    return out
+    # The engine batches similar lengths: a many-shot prompt beside short ones would pad them all.
+    return Engine(model, tok, rc.batch_size).generate_text(ids, params)
 
 
 def _rate(flags: Sequence[bool]) -> dict[str, Any]:
