@@ -91,18 +91,22 @@ def prefs_digest(prefs: Sequence[dict]) -> str:
 @torch.no_grad()
 def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence[str],
                   batch_size: int = 32) -> list[float]:
-    """The reward of each (prompt, answer): what PPO optimises and the scoreboard reports."""
+    """The reward of each (prompt, answer): what PPO optimises and the scoreboard reports.
+    Scored in batches of similar length (less padding), returned in the answers' order."""
     device = next(rm.parameters()).device
     max_len = rm.cfg.seq_len
-    out: list[float] = []
-    for i in range(0, len(answers), batch_size):
-        rows = []
-        for p, a in zip(prompts[i : i + batch_size], answers[i : i + batch_size], strict=True):
-            enc = encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
-            rows.append(enc.prompt + enc.chosen)
-        ids = torch.full((len(rows), max(map(len, rows))), tok.pad_id, dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(row)] = torch.tensor(row)
-        last = torch.tensor([len(r) - 1 for r in rows])
-        out += rm(ids.to(device), last.to(device)).tolist()
+    seqs = []
+    for p, a in zip(prompts, answers, strict=True):
+        enc = encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
+        seqs.append(enc.prompt + enc.chosen)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out = [0.0] * len(seqs)
+    for i in range(0, len(order), batch_size):
+        rows = order[i : i + batch_size]
+        ids = torch.full((len(rows), max(len(seqs[r]) for r in rows)), tok.pad_id, dtype=torch.long)
+        for k, r in enumerate(rows):
+            ids[k, : len(seqs[r])] = torch.tensor(seqs[r])
+        last = torch.tensor([len(seqs[r]) - 1 for r in rows])
+        for r, score in zip(rows, rm(ids.to(device), last.to(device)).tolist(), strict=True):
+            out[r] = score
     return out
