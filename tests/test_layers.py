@@ -20,9 +20,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("chatforge.runs", "chatforge.config", "chatforge.stage", "chatforge.device",
      "chatforge.corpus", "chatforge.cost", "chatforge.tokenizer", "chatforge.model",
      "chatforge.eval.sandbox", "chatforge.eval.sandbox_launcher", "chatforge.align.prefs"),
-    # The calculator and Python tools sit with the engine that runs them during generation.
-    ("chatforge.train.loop", "chatforge.train.optim", "chatforge.engine", "chatforge.tools",
-     "chatforge.serve"),
+    # The calculator and Python tools sit with the engine that runs them during generation,
+    # and so does the store of answers it remembers.
+    ("chatforge.train.loop", "chatforge.train.optim", "chatforge.engine", "chatforge.answer_memo",
+     "chatforge.tools", "chatforge.serve"),
     # The stages. The built-in dirty web (corpus.web) is written against the data stage's
     # own filters, and the corpus and tokenizer stage functions live beside their packages.
     ("chatforge.data", "chatforge.train", "chatforge.align", "chatforge.eval",

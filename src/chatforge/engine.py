@@ -27,10 +27,11 @@ import codecs
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
+from chatforge.answer_memo import active_memo
 from chatforge.errors import ChatforgeError, ConfigError
 from chatforge.model.gpt import GPT, sample_next
 from chatforge.tokenizer.bpe import Tokenizer
@@ -221,8 +222,16 @@ class Engine:
         `row` being the prompt's index."""
         params = params or SamplingParams()
         self._check(prompts, params)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Completion | None] = [None] * len(prompts)
+        memo = active_memo() if on_text is None and on_tool is None else None
+        keys: list[str] = []
+        if memo is not None:  # inside chatforge.answer_memo.remembered: look the answers up first
+            keys = memo.keys(self.model, self.tok, prompts, params, self._stop_ids(params))
+            for i, found in enumerate(map(memo.get(keys).get, keys)):
+                if found is not None:
+                    results[i] = Completion(**found)
+        todo = [i for i, c in enumerate(results) if c is None]
+        order = sorted(todo, key=lambda i: len(prompts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             done: list[Completion] = []
@@ -231,6 +240,8 @@ class Engine:
                     on_text(row, delta)
             for r, completion in zip(rows, done, strict=True):
                 results[r] = completion
+            if memo is not None:
+                memo.put({keys[r]: asdict(c) for r, c in zip(rows, done, strict=True)})
         return [c for c in results if c is not None]
 
     def stream(self, prompt: Sequence[int], params: SamplingParams | None = None) -> Iterator[str]:

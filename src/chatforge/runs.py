@@ -190,6 +190,11 @@ class RunDir:
     def eval(self, stage: str) -> Path:
         return self.root / "eval" / f"{stage}.json"
 
+    @property
+    def answers(self) -> Path:
+        """The evaluations' remembered answers (chatforge.answer_memo)."""
+        return self.root / "cache" / "answers.db"
+
     def manifest_path(self, stage: str) -> Path:
         return self.root / "manifests" / f"{stage}.json"
 

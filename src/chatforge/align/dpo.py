@@ -38,6 +38,7 @@ from chatforge.align.pairs import (
 )
 from chatforge.align.prefs import PrefStore
 from chatforge.align.reward import epoch_batch
+from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
@@ -177,7 +178,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     if not init_distributed(device).main:
         return StageResult(device=device.type)
     policy.eval()
-    report = compare_with_reference(policy, reference, tok, held, held_ref, run)
+    with remembered(run.answers):
+        report = compare_with_reference(policy, reference, tok, held, held_ref, run)
     report.update(steps=result.steps, final_loss=result.final_loss, train_pairs=len(pairs),
                   tokens_per_s=result.tokens_per_s, wall_s=result.wall_s,
                   train_reward_accuracy=result.metrics.get("reward_accuracy"))

@@ -35,6 +35,7 @@ from chatforge.align.rl import (
     rollout,
     scaled_logprobs,
 )
+from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
@@ -182,18 +183,19 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     if not ddp.main:
         return StageResult(device=device.type)
     policy.eval()
-    mine = judge_answers(heldout, heldout_answers(policy, tok, heldout, g.max_new_tokens))
-    base = judge_answers(heldout, heldout_answers(ref, tok, heldout, g.max_new_tokens))
-    report = {"accuracy": mine["accuracy"], "sft_accuracy": base["accuracy"],
-              "word_problem_accuracy": mine["accuracy_arithmetic"],
-              "sft_word_problem_accuracy": base["accuracy_arithmetic"],
-              "refusal_rate": mine["refusal_rate"], "sft_refusal_rate": base["refusal_rate"],
-              "kl_to_sft": answer_kl(policy, ref, tok, heldout, g.temperature, g.max_new_tokens, cfg.run.seed),
-              "steps": result.steps, "alarms": task.alarms.fired, "wall_s": result.wall_s,
-              **{f"last_{k}": v for k, v in result.metrics.items()}}
-    if rm is not None:
-        r = compare_with_sft(policy, ref, rm, tok, heldout, cfg, g.temperature, g.max_new_tokens)
-        report.update({k: r[k] for k in ("rm_score", "rm_score_std", "sft_rm_score", "score_gain_in_sft_std")})
+    with remembered(run.answers):  # the reward comparison below asks the same prompts again
+        mine = judge_answers(heldout, heldout_answers(policy, tok, heldout, g.max_new_tokens))
+        base = judge_answers(heldout, heldout_answers(ref, tok, heldout, g.max_new_tokens))
+        report = {"accuracy": mine["accuracy"], "sft_accuracy": base["accuracy"],
+                  "word_problem_accuracy": mine["accuracy_arithmetic"],
+                  "sft_word_problem_accuracy": base["accuracy_arithmetic"],
+                  "refusal_rate": mine["refusal_rate"], "sft_refusal_rate": base["refusal_rate"],
+                  "kl_to_sft": answer_kl(policy, ref, tok, heldout, g.temperature, g.max_new_tokens, cfg.run.seed),
+                  "steps": result.steps, "alarms": task.alarms.fired, "wall_s": result.wall_s,
+                  **{f"last_{k}": v for k, v in result.metrics.items()}}
+        if rm is not None:
+            r = compare_with_sft(policy, ref, rm, tok, heldout, cfg, g.temperature, g.max_new_tokens)
+            report.update({k: r[k] for k in ("rm_score", "rm_score_std", "sft_rm_score", "score_gain_in_sft_std")})
     atomic_write_json(run.eval("grpo"), report)
     alarms = f"; ALARMS: {' | '.join(report['alarms'])}" if report["alarms"] else ""
     return StageResult(

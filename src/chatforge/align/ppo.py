@@ -47,6 +47,7 @@ from chatforge.align.rl import (
     scaled_logprobs,
     whiten,
 )
+from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
@@ -275,7 +276,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
                    restart=run.restart)
     if not ddp.main:
         return StageResult(device=device.type)
-    report = compare_with_sft(model.policy, ref, rm, tok, heldout, cfg, p.temperature, p.max_new_tokens)
+    with remembered(run.answers):
+        report = compare_with_sft(model.policy, ref, rm, tok, heldout, cfg, p.temperature, p.max_new_tokens)
     report.update(steps=result.steps, alarms=task.alarms.fired, final_kl_coef=task.kl.value,
                   wall_s=result.wall_s, **{f"last_{k}": v for k, v in result.metrics.items()})
     atomic_write_json(run.eval("ppo"), report)

@@ -26,6 +26,7 @@ from rich.console import Console
 from torch import Tensor
 
 from chatforge.align.conversations import Messages, read_conversations
+from chatforge.answer_memo import remembered
 from chatforge.config import Config, TrainConfig
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
@@ -242,8 +243,9 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     tcfg = cfg.sft.train
     main = init_distributed(device).main  # under torchrun, rank 0 alone scores and writes
     if main:
-        base_scores = score_facts(base, tok, questions, "chat")
-        base_scores["exact_match_qa_prompt"] = score_facts(base, tok, questions, "qa")["exact_match"]
+        with remembered(run.answers):
+            base_scores = score_facts(base, tok, questions, "chat")
+            base_scores["exact_match_qa_prompt"] = score_facts(base, tok, questions, "qa")["exact_match"]
         base_scores["val_loss"] = masked_loss(base, held.length_batches(tcfg.batch_size))
         console.print(
             f"  base model: held-out facts exact match {base_scores['exact_match']:.1%} "
@@ -268,7 +270,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     if not main:
         return StageResult(device=device.type)
     model.eval()
-    sft_scores = score_facts(model, tok, questions, "chat")
+    with remembered(run.answers):
+        sft_scores = score_facts(model, tok, questions, "chat")
     sft_scores["val_loss"] = masked_loss(model, held.length_batches(tcfg.batch_size))
     chat_file = run.corpus / "eval" / "chat_heldout.jsonl"
     if chat_file.is_file():  # corpora written before the chat evaluation existed lack it

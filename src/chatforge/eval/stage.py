@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chatforge.align.ppo import reward_and_kl
+from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
 from chatforge.engine import SamplingParams
@@ -291,8 +292,13 @@ def style_of(checkpoint: str) -> str:
 
 
 def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult:
-    """Pipeline stage: every checkpoint present, on the built-in sets -> eval/scoreboard.json."""
-    console = console or Console(stderr=True)
+    """Pipeline stage: every checkpoint present, on the built-in sets -> eval/scoreboard.json.
+    Answers the training stages already gave (same model, prompt and settings) are looked up."""
+    with remembered(run.answers):
+        return _run(cfg, run, console or Console(stderr=True))
+
+
+def _run(cfg: Config, run: RunDir, console: Console) -> StageResult:
     present = present_checkpoints(run)
     if not present:
         raise RunDirError(f"{run.root}: no checkpoint to evaluate (run pretrain first)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import re
 import sys
@@ -100,6 +101,14 @@ class Tokenizer(ABC):
         for piece, i in special.items():
             table[i] = piece.encode("utf-8")
         self._id_bytes = table
+        self._pattern = pattern
+
+    def digest(self) -> str:
+        """A digest of what the tokenizer does: its split pattern and every id's bytes."""
+        h = hashlib.sha256(self._pattern.encode())
+        for piece in self._id_bytes:
+            h.update(len(piece).to_bytes(4, "little") + piece)
+        return h.hexdigest()
 
     @abstractmethod
     def save(self, directory: str | Path) -> Path:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatforge.answer_memo import remembered
 from chatforge.config import Config, RedteamConfig
 from chatforge.device import pick_device
 from chatforge.engine import Engine, SamplingParams
@@ -326,7 +327,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def run_stage(cfg: Config, run: RunDir) -> StageResult:
     """Pipeline stage `redteam`: run/redteam/report.json for every checkpoint present."""
-    report = redteam(cfg, run)
+    with remembered(run.answers):
+        report = redteam(cfg, run)
     short = summary(report)
     line = ", ".join(f"{n} ASR {s['asr']:.0%} over-refusal {s['over_refusal']:.0%}" for n, s in short.items())
     return StageResult(outputs={"report": str(run.path("redteam", "report.json"))},
