@@ -55,9 +55,9 @@ def test_budget_spent_during_evaluation_still_evaluates_and_saves_the_last_step(
 
 
 def test_compiled_training_matches_eager(tmp_path):
-    """`compile = true` (the cpu preset's default) trains the same model as eager mode. In
-    fp32: under bf16 autocast (precision auto on a CPU with AMX) the fused kernels round
-    differently, and the losses part by ~1e-4 after 4 steps."""
+    """`compile = true` (the GPU presets' and the pre-training bench's) trains the same model as
+    eager mode. In fp32: under bf16 autocast (precision auto on a CPU with AMX) the fused
+    kernels round differently, and the losses part by ~1e-4 after 4 steps."""
     losses = {}
     for compiled in (False, True):
         cfg = TrainConfig(max_steps=4, optimizer="muon", compile=compiled, checkpoint_every=1000,
