@@ -54,3 +54,19 @@ def copy_run(src: Path, dst: Path) -> Path:
 
     shutil.copytree(src, dst, symlinks=False)
     return dst
+
+
+def sharpened_gpt(scale: float, seed: int = 0, **dims):
+    """A random GPT (GPTConfig(**dims)) whose matrices are scaled by `scale`: greedy outputs
+    then vary from step to step and log-probabilities lie far from uniform. In eval mode."""
+    import torch
+
+    from chatforge.model.gpt import GPT, GPTConfig
+
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(**dims))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(scale)
+    return model.eval()

@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 import torch
+from conftest import sharpened_gpt
 
 from chatforge.answer_memo import AnswerMemo, remembered
 from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import RunDirError
-from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.tokenizer.bpe import train_bpe
 
 PROMPTS = [[5, 17, 3], [40, 41, 42, 43, 44], [7], [90, 91]]
@@ -20,13 +20,7 @@ PROMPTS = [[5, 17, 3], [40, 41, 42, 43, 44], [7], [90, 91]]
 @pytest.fixture()
 def parts():
     tok = train_bpe(["plain ascii words only, and a few more words\n"] * 10, vocab_size=300)
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=4, seq_len=64))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(20)
-    return model.eval(), tok
+    return sharpened_gpt(20, vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=4, seq_len=64), tok
 
 
 class _Counting(Engine):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import sharpened_gpt
 from torch import nn
 
 from chatforge.engine import ContextLengthError, Engine, SamplingParams, _TextState
@@ -14,13 +15,7 @@ PROMPTS = [[5, 17, 3], [40, 41, 42, 43, 44, 45, 46, 47, 48], [7], [90, 91, 92, 9
 
 
 def _model(vocab: int = 300, seq_len: int = 64, n_kv_head: int = 2) -> GPT:
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=vocab, n_layer=2, n_embd=64, n_head=4, n_kv_head=n_kv_head, seq_len=seq_len))
-    with torch.no_grad():  # sharpen the random weights so greedy outputs vary from step to step
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(20)
-    return model.eval()
+    return sharpened_gpt(20, vocab_size=vocab, n_layer=2, n_embd=64, n_head=4, n_kv_head=n_kv_head, seq_len=seq_len)
 
 
 @pytest.fixture(scope="module")

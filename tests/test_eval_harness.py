@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import sharpened_gpt
 
 from chatforge.engine import SamplingParams
 from chatforge.eval.harness import (
@@ -18,7 +19,7 @@ from chatforge.eval.harness import (
     loglikelihoods,
     mean_stderr,
 )
-from chatforge.model.gpt import GPT, GPTConfig
+from chatforge.model.gpt import GPT
 from chatforge.tokenizer.bpe import train_bpe
 
 TEXT = ["The river runs to the sea. Question: how many apples? Answer: 12 apples.\n"] * 20
@@ -30,13 +31,7 @@ def tok():
 
 
 def tiny_model(vocab: int, seq_len: int = 48) -> GPT:
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=vocab, n_layer=2, n_embd=32, n_head=4, n_kv_head=2, seq_len=seq_len))
-    with torch.no_grad():  # sharper random weights: log-probs far from uniform
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(8)
-    return model.eval()
+    return sharpened_gpt(8, vocab_size=vocab, n_layer=2, n_embd=32, n_head=4, n_kv_head=2, seq_len=seq_len)
 
 
 def brute_force(model: GPT, context: list[int], cont: list[int], keep: int) -> tuple[float, bool]:

@@ -14,9 +14,8 @@ import torch
 from chatforge.eval import stage
 from chatforge.eval.harness import EvalModel
 from chatforge.eval.tasks import code, gsm8k, mmlu, truthfulqa
-from chatforge.model.gpt import GPT, GPTConfig
 from chatforge.tokenizer.bpe import train_bpe
-from tests.conftest import shared_file
+from tests.conftest import shared_file, sharpened_gpt
 
 GOLD = "She pays 2 * 3 = <<2*3=6>>6 dollars.\n#### 1,234"
 
@@ -72,13 +71,9 @@ def test_mmlu_reads_the_shared_copy():
 @pytest.fixture(scope="module")
 def em():
     tok = train_bpe(["Answer: A B C D. Q: true or false? The river is long.\n"] * 10, vocab_size=300)
-    torch.manual_seed(3)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2, seq_len=1024))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(10)
-    return EvalModel(model.eval(), tok, batch_size=2)
+    model = sharpened_gpt(10, seed=3, vocab_size=tok.vocab_size, n_layer=1, n_embd=32, n_head=2, n_kv_head=2,
+                          seq_len=1024)
+    return EvalModel(model, tok, batch_size=2)
 
 
 def _ll(em: EvalModel, text: str, cont: str) -> float:

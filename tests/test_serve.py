@@ -22,6 +22,7 @@ import openai
 import pytest
 import torch
 import uvicorn
+from conftest import sharpened_gpt
 
 from chatforge.engine import Completion, Engine, SamplingParams
 from chatforge.errors import RunDirError
@@ -48,12 +49,7 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     tok = train_bpe(_texts(), vocab_size=420)
     tok.save(root / "tokenizer")
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, seq_len=128))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.mul_(20)
+    model = sharpened_gpt(20, vocab_size=tok.vocab_size, n_layer=2, n_embd=64, n_head=4, n_kv_head=2, seq_len=128)
     save_model(model, root / "checkpoints" / "sft")
     return root
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import codecs
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -46,6 +46,14 @@ from chatforge.tools import CALCULATOR, TOOLS, run_tool
 
 # The share of a batch's rows that must have finished before the cache drops them (see _run).
 COMPACT_AT = 0.25
+
+
+def length_batches(indices: Iterable[int], length: Callable[[int], int], batch_size: int) -> Iterator[list[int]]:
+    """`indices` sorted by `length(i)` and cut into batches of at most `batch_size`: a batch of
+    similar lengths pads little."""
+    order = sorted(indices, key=length)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
 
 
 class ContextLengthError(ChatforgeError):
@@ -231,9 +239,7 @@ class Engine:
                 if found is not None:
                     results[i] = Completion(**found)
         todo = [i for i, c in enumerate(results) if c is None]
-        order = sorted(todo, key=lambda i: len(prompts[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in length_batches(todo, lambda i: len(prompts[i]), self.batch_size):
             done: list[Completion] = []
             for row, delta in self._run([prompts[r] for r in rows], params, done, on_tool, rows):
                 if on_text is not None:

@@ -41,7 +41,7 @@ from chatforge.align.reward import epoch_batch
 from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
-from chatforge.engine import Engine, SamplingParams
+from chatforge.engine import Engine, SamplingParams, length_batches
 from chatforge.errors import InputError
 from chatforge.eval.facts import read_fact_questions, score_facts
 from chatforge.eval.refusal import is_refusal
@@ -90,11 +90,10 @@ def answer_logprobs(model: GPT, pairs: Sequence[EncodedPair], pad_id: int,
     order. Batches hold pairs of similar length: consecutive pairs would pad a short one to
     a long one's width (about a fifth of the work on the built-in pairs)."""
     device = next(model.parameters()).device
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i].prompt) + max(len(pairs[i].chosen),
-                                                                             len(pairs[i].rejected)))
     chosen, rejected = torch.zeros(len(pairs)), torch.zeros(len(pairs))
-    for i in range(0, len(order), batch_size):
-        rows = torch.tensor(order[i : i + batch_size])
+    width = [len(p.prompt) + max(len(p.chosen), len(p.rejected)) for p in pairs]
+    for batch in length_batches(range(len(pairs)), width.__getitem__, batch_size):
+        rows = torch.tensor(batch)
         ids, targets, _ = sequences([pairs[r] for r in rows], pad_id)
         lp = sequence_logprobs(model, ids.to(device), targets.to(device)).float().cpu()
         chosen[rows], rejected[rows] = lp[: len(rows)], lp[len(rows) :]

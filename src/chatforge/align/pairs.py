@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from chatforge.engine import length_batches
 from chatforge.model.loss import IGNORE_INDEX
 from chatforge.tokenizer.bpe import Tokenizer
 from chatforge.tokenizer.chat import render_prompt
@@ -99,10 +100,8 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
     for p, a in zip(prompts, answers, strict=True):
         enc = encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
         seqs.append(enc.prompt + enc.chosen)
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = [0.0] * len(seqs)
-    for i in range(0, len(order), batch_size):
-        rows = order[i : i + batch_size]
+    for rows in length_batches(range(len(seqs)), lambda i: len(seqs[i]), batch_size):
         ids = torch.full((len(rows), max(len(seqs[r]) for r in rows)), tok.pad_id, dtype=torch.long)
         for k, r in enumerate(rows):
             ids[k, : len(seqs[r])] = torch.tensor(seqs[r])
