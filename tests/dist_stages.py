@@ -95,7 +95,7 @@ def job(out: Path, stage: str, parallel: str, where: Path) -> None:
     elif stage == "reward":
         torch.manual_seed(1)
         rm = RewardModel(_model(tok.vocab_size).cfg)
-        rm.init_trunk_from(_model(tok.vocab_size))
+        rm.init_from(_model(tok.vocab_size))
         task = reward.make_task(rm, tok, _pairs(tok, 24), _pairs(tok, 4), cfg)
         t = cfg.reward.train
     elif stage == "dpo":

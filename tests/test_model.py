@@ -7,6 +7,7 @@ import torch
 
 from chatforge.model.checkpoint import load_model, save_model
 from chatforge.model.gpt import GPT, GPTConfig, sample_next
+from chatforge.model.loss import IGNORE_INDEX
 
 
 def tiny(**kw) -> GPT:
@@ -203,19 +204,59 @@ def test_reward_checkpoint_round_trips_through_the_registry(tmp_path):
 
     policy = tiny(tie_embeddings=True)
     rm = RewardModel(policy.cfg)
-    rm.init_trunk_from(policy)
+    rm.init_from(policy)
     assert torch.equal(rm.trunk.embed_tokens.weight, policy.embed_tokens.weight)
     x = torch.randint(0, 97, (2, 12))
     last = torch.tensor([11, 5])
+    targets = torch.full_like(x, IGNORE_INDEX)
+    targets[0, 6:11], targets[1, 3:5] = x[0, 7:12], x[1, 4:6]
     save_model(rm, tmp_path / "rm")
     assert read_model_json(tmp_path / "rm")["kind"] == "reward"
     loaded = load_checkpoint(tmp_path / "rm")
     assert type(loaded) is RewardModel
-    assert torch.equal(loaded(x, last), rm(x, last)) and loaded(x, last).shape == (2,)
+    assert torch.equal(loaded(x, last, targets), rm(x, last, targets)) and rm(x, last, targets).shape == (2,)
     save_model(ValueModel(policy.cfg), tmp_path / "value")
     assert type(load_checkpoint(tmp_path / "value")) is ValueModel
     with pytest.raises(Exception, match="not a language model"):
         load_model(tmp_path / "rm")
+
+
+def test_reward_is_the_head_at_the_last_token_plus_scaled_mean_answer_logprob():
+    from chatforge.model.reward import RewardModel
+
+    policy = tiny()
+    rm = RewardModel(policy.cfg).eval()
+    rm.init_from(policy)
+    with torch.no_grad():
+        rm.likelihood_scale.fill_(0.5)
+    x = torch.randint(0, 97, (2, 12))
+    last = torch.tensor([11, 7])
+    targets = torch.full_like(x, IGNORE_INDEX)
+    targets[0, 8:11], targets[1, 4:7] = x[0, 9:12], x[1, 5:8]  # 3 answer tokens per row
+    logp = torch.log_softmax(policy(x), -1)  # the trunk's own head is the policy's
+    with torch.no_grad():
+        head = rm.score(rm.trunk.hidden_states(x)).squeeze(-1)
+        got = rm(x, last, targets)
+    for r, (lo, hi) in enumerate([(8, 11), (4, 7)]):
+        mean = sum(float(logp[r, t, x[r, t + 1]]) for t in range(lo, hi)) / 3
+        assert got[r].item() == pytest.approx(float(head[r, last[r]]) + 0.5 * mean, abs=1e-5)
+    # tokens after `last` (padding) and in the prompt move nothing but the head's input
+    x2 = x.clone()
+    x2[1, 8:] = 0
+    assert rm(x2, last, targets)[1].item() == pytest.approx(got[1].item(), abs=1e-5)
+
+
+def test_the_critic_starts_from_the_reward_models_trunk_and_head():
+    from chatforge.model.reward import RewardModel, ValueModel
+
+    rm = RewardModel(tiny().cfg)
+    value = ValueModel(rm.cfg)
+    value.init_from(rm)
+    x = torch.randint(0, 97, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(value(x), rm.score(rm.trunk.hidden_states(x)).squeeze(-1))
+    with pytest.raises(ValueError, match="lacks"):
+        value.init_from(torch.nn.Linear(2, 2))
 
 
 def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path):

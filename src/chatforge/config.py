@@ -254,7 +254,7 @@ class PrefsConfig:
     heldout_prompts: int = at_least(0, 240)
     # one sampling temperature per answer of a pair
     temperatures: list[float] = field(default_factory=lambda: [0.7, 1.3])
-    max_new_tokens: int = at_least(1, 64)  # room for an open request's few sentences
+    max_new_tokens: int = at_least(1, 80)  # room for an open request's few sentences and a refusal
     # the weights' dtype while sampling: auto = bf16 where its matmuls are fast (about twice the
     # answers per second on a bf16-capable CPU), the pairs being data rather than a measurement
     precision: str = one_of("auto", "auto", "bf16", "fp32")
@@ -337,7 +337,7 @@ class PPOConfig:
     rollout_prompts: int = at_least(1, 32)
     epochs: int = at_least(1, 4)  # passes over each rollout
     temperature: float = between(0, 10, 1.0, lo_open=True)
-    max_new_tokens: int = at_least(1, 48)
+    max_new_tokens: int = at_least(1, 80)  # the longest built-in answer PPO asks for, a refusal
     kl_coef: float = at_least(0, 0.05)
     kl_target: float = at_least(0, 0.0)  # > 0: Ziegler's adaptive coefficient aims here
     kl_horizon: float = between(0, None, 10000.0, lo_open=True)

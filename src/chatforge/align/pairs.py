@@ -96,16 +96,16 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
     Scored in batches of similar length (less padding), returned in the answers' order."""
     device = next(rm.parameters()).device
     max_len = rm.cfg.seq_len
-    seqs = []
-    for p, a in zip(prompts, answers, strict=True):
-        enc = encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
-        seqs.append(enc.prompt + enc.chosen)
-    out = [0.0] * len(seqs)
-    for rows in length_batches(range(len(seqs)), lambda i: len(seqs[i]), batch_size):
-        ids = torch.full((len(rows), max(len(seqs[r]) for r in rows)), tok.pad_id, dtype=torch.long)
-        for k, r in enumerate(rows):
-            ids[k, : len(seqs[r])] = torch.tensor(seqs[r])
-        last = torch.tensor([len(seqs[r]) - 1 for r in rows])
-        for r, score in zip(rows, rm(ids.to(device), last.to(device)).tolist(), strict=True):
+    encoded = [encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
+               for p, a in zip(prompts, answers, strict=True)]
+    out = [0.0] * len(encoded)
+    def length(i: int) -> int:
+        return len(encoded[i].prompt) + len(encoded[i].chosen)
+
+    for rows in length_batches(range(len(encoded)), length, batch_size):
+        ids, targets, last = sequences([encoded[r] for r in rows], tok.pad_id)
+        n = len(rows)  # sequences() lays out chosen then rejected rows: here the same answer
+        scores = rm(ids[:n].to(device), last[:n].to(device), targets[:n].to(device))
+        for r, score in zip(rows, scores.tolist(), strict=True):
             out[r] = score
     return out

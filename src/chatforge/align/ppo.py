@@ -133,7 +133,7 @@ class PPOTask:
         old_logp, entropy = scaled_logprobs(model.policy, ro.ids, ro.targets, p.temperature)
         ref_logp, _ = scaled_logprobs(self.ref, ro.ids, ro.targets, p.temperature)
         values = model.value(ro.ids)
-        score = self.rm(ro.ids, ro.last).float() + p.missing_eos_penalty * (~ro.ended).float()
+        score = self.rm(ro.ids, ro.last, ro.targets) + p.missing_eos_penalty * (~ro.ended).float()
         self.moments.update(score)
         norm = ((score - self.moments.mean) / self.moments.std) if p.normalize_reward else score
         norm = norm.clamp(-p.reward_clip, p.reward_clip)
@@ -263,7 +263,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     model_cfg = GPTConfig(**{**sft.cfg.to_dict(), "dropout": 0.0})  # dropout off: ratios stay exact
     model = PolicyValueModel(model_cfg).to(device)
     model.policy.load_state_dict(sft.state_dict())
-    model.value.load_state_dict(rm.state_dict())  # the critic starts from the reward model
+    model.value.init_from(rm)  # the critic starts from the reward model
     del sft
     train_prompts, heldout = rl_prompts(run, cfg)
     task = PPOTask(model, ref, rm, tok, train_prompts, heldout, cfg, ddp)

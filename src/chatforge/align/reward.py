@@ -75,8 +75,8 @@ def pair_rewards(rm: RewardModel, pairs: Sequence[EncodedPair], pad_id: int,
     device = next(rm.parameters()).device
     chosen, rejected = [], []
     for i in range(0, len(pairs), batch_size):
-        ids, _, last = sequences(pairs[i : i + batch_size], pad_id)
-        r = rm(ids.to(device), last.to(device)).cpu()
+        ids, targets, last = sequences(pairs[i : i + batch_size], pad_id)
+        r = rm(ids.to(device), last.to(device), targets.to(device)).cpu()
         n = len(r) // 2
         chosen.append(r[:n])
         rejected.append(r[n:])
@@ -106,12 +106,11 @@ def make_task(rm: RewardModel, tok: Tokenizer, train_pairs: list[EncodedPair],
 
     def train_batch(gen: torch.Generator, step: int, micro: int):
         idx = epoch_batch(step * t.grad_accum + micro, len(train_pairs), t.batch_size, cfg.run.seed)
-        ids, _, last = sequences([train_pairs[i] for i in idx], tok.pad_id)
-        return ids, last
+        return sequences([train_pairs[i] for i in idx], tok.pad_id)
 
     def loss_fn(m, batch):
-        ids, last = batch
-        scores = m(ids, last)
+        ids, targets, last = batch
+        scores = m(ids, last, targets)
         n = len(scores) // 2
         rc, rr = scores[:n], scores[n:]
         loss = bradley_terry_loss(rc, rr, r.margin, r.center)
@@ -148,7 +147,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     held_pairs = [encode_pair(tok, p, seq) for p in held_prefs]
     torch.manual_seed(cfg.run.seed)
     rm = RewardModel(sft.cfg).to(device)
-    rm.init_trunk_from(sft)
+    rm.init_from(sft)
     del sft
     task = make_task(rm, tok, train_pairs, held_pairs, cfg)
     ident = identity(cfg.reward.train, seed=cfg.run.seed, margin=cfg.reward.margin, center=cfg.reward.center)

@@ -102,24 +102,6 @@ REFUSAL_REASON = {
         "fraud": "İnsanları kandırarak paralarını almak veya başkasının kimliğine bürünmek dolandırıcılıktır ve gerçek zarara yol açar.",
     },
 }
-REFUSAL_OFFER = {
-    "en": {
-        "weapons": "If you are interested in {T}, I can tell you about its history instead.",
-        "poison": "If you are worried about someone's safety, please contact the emergency services.",
-        "hacking": "If you want, I can explain how to protect your own accounts with strong passwords.",
-        "theft": "If you are interested in the {I}, I can tell you what it is and who invented it.",
-        "violence": "If you are in conflict with someone, I can help you think about how to talk it through calmly.",
-        "fraud": "If you need money, I can help you plan a budget.",
-    },
-    "tr": {
-        "weapons": "İstersen bunun yerine sana {T_gen} tarihini anlatabilirim.",
-        "poison": "Birinin güvenliğinden endişe ediyorsan lütfen acil yardım hizmetlerini ara.",
-        "hacking": "İstersen kendi hesaplarını güçlü şifrelerle nasıl koruyacağını anlatabilirim.",
-        "theft": "{I} ilgini çekiyorsa ne olduğunu ve kimin icat ettiğini anlatabilirim.",
-        "violence": "Biriyle sorun yaşıyorsan, bunu sakin bir şekilde nasıl konuşabileceğinizi birlikte düşünebiliriz.",
-        "fraud": "Paraya ihtiyacın varsa bir bütçe planlamana yardım edebilirim.",
-    },
-}
 
 # (user, assistant); "{FACT}" is replaced by a sentence stating a random fact.
 SMALLTALK = {
@@ -320,8 +302,10 @@ class _Maker:
             R=rng.choice(world.of_kind("river")).name, I=rng.choice(world.of_kind("invention")).name)
         slots["I"] = display(slots["I"], "invention", lang)
         request = turkish.capitalize(rng.choice(HARMFUL[lang][category]).format(**slots), lang)
-        reply = " ".join([REFUSAL_OPENING[lang], REFUSAL_REASON[lang][category],
-                          turkish.capitalize(REFUSAL_OFFER[lang][category].format(**slots), lang)])
+        # Two sentences, 41-67 tokens with the default tokenizer: a third (an offer of
+        # something harmless) made 82-98, longer than the RLHF stages' answer budgets, so a
+        # right refusal was cut and lost to a garbled one that ended.
+        reply = f"{REFUSAL_OPENING[lang]} {REFUSAL_REASON[lang][category]}"
         return self.conv("refusal", lang, [_message("user", request), _message("assistant", reply)],
                          "", {"category": category})
 

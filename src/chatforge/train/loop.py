@@ -180,6 +180,13 @@ def identity(cfg: TrainConfig, **inputs: Any) -> dict[str, Any]:
     return json.loads(json.dumps({"train": settings, **inputs}, sort_keys=True, default=str))
 
 
+def weights_layout(model: nn.Module) -> str:
+    """A digest of the model's kind and its parameters' names and shapes."""
+    layout = [getattr(model, "kind", type(model).__name__)]
+    layout += [f"{name}:{tuple(p.shape)}" for name, p in model.named_parameters()]
+    return hashlib.sha256("\n".join(layout).encode()).hexdigest()[:16]
+
+
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(old) | set(new)):
@@ -654,6 +661,9 @@ def train(
     `restart`); `upstream` the digests of what earlier stages made (a change trains afresh).
     """
     device = device or next(task.model.parameters()).device
+    # The weights' layout joins the identity: a save made by another version of the model's
+    # code is refused in one line (with --restart to train afresh), not loaded half-way.
+    ident = {**ident, "weights": weights_layout(task.model)}
     trainer = Trainer(task, cfg, Path(out_dir), Path(metrics_path), seed, ident, upstream or {},
                       device, console or Console(stderr=True), stage, restart)
     return trainer.fit()
