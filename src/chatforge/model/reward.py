@@ -54,7 +54,7 @@ class RewardModel(_ScalarHead):
 
     def __init__(self, cfg: GPTConfig):
         super().__init__(cfg, lm_head=True)
-        self.likelihood_scale = nn.Parameter(torch.ones(()))
+        self.likelihood_scale = nn.Parameter(torch.ones(1))  # 1-d: FSDP2 shards no 0-d tensors
 
     def forward(self, idx: Tensor, last: Tensor, targets: Tensor) -> Tensor:
         """Scores (B,) of rows `idx` (B, T): `last` (B,) is each row's last real token and
