@@ -59,21 +59,26 @@ def encode_pair(tok: Tokenizer, pref: dict, max_len: int) -> EncodedPair:
 
 
 def sequences(pairs: Sequence[EncodedPair], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Rows [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] of prompt + answer.
+    """Rows [chosen_0 .. chosen_{n-1}, rejected_0 .. rejected_{n-1}] of prompt + answer, laid
+    out as `answer_rows` lays them out."""
+    return answer_rows([(p.prompt, p.chosen) for p in pairs] + [(p.prompt, p.rejected) for p in pairs], pad_id)
 
-    Returns (inputs (2n, T), answer targets (2n, T) with IGNORE_INDEX off the answer, and
-    the index of each row's last real token (its end-of-turn token when not cut)).
+
+def answer_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(prompt, answer) ids as padded rows of prompt + answer.
+
+    Returns (inputs (n, T), answer targets (n, T) with IGNORE_INDEX off the answer, and the
+    index of each row's last real token (its end-of-turn token when not cut)).
     """
-    rows = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
-    starts = [len(p.prompt) for p in pairs] * 2
-    width = max(len(r) for r in rows)
+    width = max(len(prompt) + len(answer) for prompt, answer in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     last = torch.zeros(len(rows), dtype=torch.long)
-    for i, (row, start) in enumerate(zip(rows, starts, strict=True)):
+    for i, (prompt, answer) in enumerate(rows):
+        row, start = prompt + answer, len(prompt)
         ids[i, : len(row)] = torch.tensor(row)
         # position t predicts token t + 1: answer tokens are targets of the positions before them
-        targets[i, start - 1 : len(row) - 1] = torch.tensor(row[start:])
+        targets[i, start - 1 : len(row) - 1] = torch.tensor(answer)
         last[i] = len(row) - 1
     return ids, targets, last
 
@@ -98,14 +103,11 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
     max_len = rm.cfg.seq_len
     encoded = [encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
                for p, a in zip(prompts, answers, strict=True)]
-    out = [0.0] * len(encoded)
-    def length(i: int) -> int:
-        return len(encoded[i].prompt) + len(encoded[i].chosen)
-
-    for rows in length_batches(range(len(encoded)), length, batch_size):
-        ids, targets, last = sequences([encoded[r] for r in rows], tok.pad_id)
-        n = len(rows)  # sequences() lays out chosen then rejected rows: here the same answer
-        scores = rm(ids[:n].to(device), last[:n].to(device), targets[:n].to(device))
-        for r, score in zip(rows, scores.tolist(), strict=True):
+    rows = [(e.prompt, e.chosen) for e in encoded]
+    out = [0.0] * len(rows)
+    for batch in length_batches(range(len(rows)), lambda i: len(rows[i][0]) + len(rows[i][1]), batch_size):
+        ids, targets, last = answer_rows([rows[r] for r in batch], tok.pad_id)
+        scores = rm(ids.to(device), last.to(device), targets.to(device))
+        for r, score in zip(batch, scores.tolist(), strict=True):
             out[r] = score
     return out

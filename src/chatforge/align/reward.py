@@ -1,7 +1,8 @@
 """Reward modelling: learn the preferences as a number (InstructGPT's stage 5, step 2).
 
-The reward model is the SFT model's trunk plus a scalar head read at the answer's
-end-of-turn token, trained with the Bradley-Terry loss
+The reward model (chatforge.model.reward) is the SFT model plus a scalar head read at the
+answer's end-of-turn token, beside a learned multiple of the answer's mean log-probability,
+trained with the Bradley-Terry loss
 
     -log sigmoid(r_chosen - r_rejected - margin) + center * mean((r_chosen + r_rejected)^2)
 

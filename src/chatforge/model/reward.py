@@ -9,9 +9,9 @@ multiple of the answer's mean per-token log-probability under the trunk's own ou
 
 The second term is SimPO's length-normalised likelihood reward (Meng et al., 2024), here a
 feature the Bradley-Terry loss weighs and sharpens beside the head. On the built-in corpus the
-SFT model's own likelihood already ranks a right fact above a sampled wrong one (81% of
-held-out pairs against 62% for the head alone, trained for the same steps; both together 85%),
-so the reward model starts from what the language model knows instead of relearning it
+SFT model's own likelihood, untrained, ranked 81% of one run's 161 held-out pairs right,
+where the head alone reached 62% in the stage's budget and both trained together 87%; so
+the reward model starts from what the language model knows instead of relearning it
 through one linear read-out. Averaging over tokens keeps the feature from paying for length.
 """
 
