@@ -81,7 +81,7 @@ def judge_answers(prompts: Sequence[dict], completions: Sequence) -> dict[str, f
     both = right["fact"] + right["arithmetic"]
     return {"accuracy": sum(both) / max(len(both), 1),
             **{f"accuracy_{k}": sum(v) / max(len(v), 1) for k, v in right.items()},
-            "refusal_rate": sum(refused) / max(len(refused), 1)}
+            "refusal_rate": sum(refused) / max(len(refused), 1), "n": len(both)}
 
 
 @torch.no_grad()
@@ -193,7 +193,8 @@ class PPOTask:
         done = heldout_answers(model.policy, self.tok, self.heldout, self.p.max_new_tokens)
         scores = reward_scores(self.rm, self.tok, self.heldout, [c.text for c in done])
         judged = judge_answers(self.heldout, done)
-        self.history.append({"score": sum(scores) / len(scores), "accuracy": judged["accuracy"]})
+        self.history.append({"score": sum(scores) / len(scores), "accuracy": judged["accuracy"],
+                             "n": judged["n"]})
         for message in self.alarms.check_heldout(len(self.history), self.history):
             self.console.print(f"[bold yellow]ppo alarm:[/bold yellow] {message}")
         return {"heldout_score": self.history[-1]["score"], "heldout_accuracy": judged["accuracy"],

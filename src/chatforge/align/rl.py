@@ -274,11 +274,16 @@ class Alarms:
         return [m for m in out if m]
 
     def check_heldout(self, step: int, history: list[dict]) -> list[str]:
-        """Score up while held-out accuracy down, between the first and the latest evaluation."""
+        """Score up while held-out accuracy down, between the first and the latest evaluation
+        ({"score", "accuracy", "n": items judged}). The fall must exceed two standard errors of
+        a difference of two accuracies on n items each: on PPO's 48 held-out items one answer
+        is 2 points, and a one-answer fall fired the alarm on runs whose accuracy then came back."""
         if len(history) < 2:
             return []
         a, b = history[0], history[-1]
-        if b["score"] > a["score"] and b["accuracy"] < a["accuracy"] - 0.02:
+        pooled = (a["accuracy"] + b["accuracy"]) / 2
+        noise = 2 * math.sqrt(2 * pooled * (1 - pooled) / max(min(a["n"], b["n"]), 1))
+        if b["score"] > a["score"] and a["accuracy"] - b["accuracy"] > max(noise, 0.02):
             m = self._fire("hacking", f"score rose {a['score']:.2f} -> {b['score']:.2f} while held-out "
                            f"accuracy fell {a['accuracy']:.1%} -> {b['accuracy']:.1%} at step {step}")
             return [m] if m else []
