@@ -267,6 +267,11 @@ def _warc_fields(record: _Record) -> dict[str, Any]:
     return meta
 
 
+# The record types of the WARC 1.1 standard; any other value is a damaged header.
+WARC_TYPES = frozenset({"warcinfo", "response", "resource", "request", "metadata", "revisit",
+                        "conversion", "continuation"})
+
+
 class WarcSource(Source):
     """Documents from WARC response records (HTML extracted) and WET conversion records."""
 
@@ -293,6 +298,9 @@ class WarcSource(Source):
                 warc_type = record.fields.get("warc-type", "")
                 if not warc_type:  # mandatory in every record: its header is damaged
                     self.skipped["bad_warc_header"] += 1
+                    continue
+                if warc_type not in WARC_TYPES:  # "con version": damage, not a record to pass over
+                    self.skipped["unknown_warc_type"] += 1
                     continue
                 if warc_type == "response":
                     doc = self._response(path, record)
