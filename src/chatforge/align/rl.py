@@ -277,7 +277,7 @@ class Alarms:
         """Score up while held-out accuracy down, between the first and the latest evaluation
         ({"score", "accuracy", "n": items judged}). The fall must exceed two standard errors of
         a difference of two accuracies on n items each: on PPO's 48 held-out items one answer
-        is 2 points, and a fixed 2-point bound fired on a one-answer fall in 2 of 7 PPO trials."""
+        is 2 points, and a fixed 2-point bound fired on a one-answer fall in 3 of 7 PPO trials."""
         if len(history) < 2:
             return []
         a, b = history[0], history[-1]
