@@ -45,16 +45,22 @@ class EncodedPair:
     rejected: list[int]
 
 
-def encode_pair(tok: Tokenizer, pref: dict, max_len: int) -> EncodedPair:
-    """Prompt and answer ids, cut so prompt + the longer answer fits `max_len` tokens."""
+def encode_answers(tok: Tokenizer, pref: dict, answers: Sequence[str], max_len: int) -> tuple[list[int], list[list[int]]]:
+    """Prompt ids and each answer's ids, cut so prompt + the longest answer fits `max_len` tokens."""
     prompt = render_prompt(tok, prompt_messages(pref))
-    chosen, rejected = answer_ids(tok, pref["chosen"]), answer_ids(tok, pref["rejected"])
-    longest = max(len(chosen), len(rejected))
+    encoded = [answer_ids(tok, a) for a in answers]
+    longest = max(map(len, encoded))
     if len(prompt) + longest > max_len:
         keep = max(MIN_PROMPT_TOKENS, max_len - longest)
         prompt = prompt[-keep:] if len(prompt) > keep else prompt
         room = max_len - len(prompt)
-        chosen, rejected = chosen[:room], rejected[:room]
+        encoded = [a[:room] for a in encoded]
+    return prompt, encoded
+
+
+def encode_pair(tok: Tokenizer, pref: dict, max_len: int) -> EncodedPair:
+    """Prompt and answer ids, cut so prompt + the longer answer fits `max_len` tokens."""
+    prompt, (chosen, rejected) = encode_answers(tok, pref, (pref["chosen"], pref["rejected"]), max_len)
     return EncodedPair(prompt, chosen, rejected)
 
 
@@ -100,10 +106,10 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
     """The reward of each (prompt, answer): what PPO optimises and the scoreboard reports.
     Scored in batches of similar length (less padding), returned in the answers' order."""
     device = next(rm.parameters()).device
-    max_len = rm.cfg.seq_len
-    encoded = [encode_pair(tok, {**p, "chosen": a, "rejected": a}, max_len)
-               for p, a in zip(prompts, answers, strict=True)]
-    rows = [(e.prompt, e.chosen) for e in encoded]
+    rows = []
+    for p, a in zip(prompts, answers, strict=True):
+        prompt, (answer,) = encode_answers(tok, p, [a], rm.cfg.seq_len)
+        rows.append((prompt, answer))
     out = [0.0] * len(rows)
     for batch in length_batches(range(len(rows)), lambda i: len(rows[i][0]) + len(rows[i][1]), batch_size):
         ids, targets, last = answer_rows([rows[r] for r in batch], tok.pad_id)
