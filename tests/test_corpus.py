@@ -172,6 +172,27 @@ def test_heldout_questions_never_appear_in_sft_train(out):
     assert seen <= asked  # each seen held-out fact is asked in SFT with another phrasing
 
 
+def test_pretraining_asks_facts_but_never_a_heldout_question_or_an_unseen_fact(out):
+    world = out["world"]
+    pages = [d for d in out["docs"] if d["source"] == "faq"]
+    assert len(pages) == smoke_config().corpus.faqs
+    for d in pages:  # user asks, assistant answers with the fact's value, turn after turn
+        roles = [m["role"] for m in d["messages"]]
+        assert roles and roles == ["user", "assistant"] * (len(roles) // 2)
+    asked = [m["content"] for d in pages for m in d["messages"] if m["role"] == "user"]
+    questions = set(asked)
+    unseen = [world.fact(q["fact_id"]) for q in out["facts_heldout"] if not q["seen_in_sft"]]
+    assert unseen
+    for q in out["facts_heldout"]:
+        assert q["question"] not in questions, q  # the held-out phrasing stays new
+    for fact in unseen:  # an unseen fact is only ever stated, never asked
+        for lang in ("en", "tr"):
+            for v in range(len(QUESTIONS[fact.relation][lang])):
+                assert fact_question(fact, lang, v) not in questions
+    seen_subjects = {f.subject for f in world.facts if f.id not in {u.id for u in unseen}}
+    assert all(any(s in d["text"] for d in pages) for s in seen_subjects)
+
+
 def _check_equations(text: str) -> int:
     found = EQUATION.findall(text)
     for a, op, b, c in found:

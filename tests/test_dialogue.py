@@ -22,7 +22,7 @@ CFG = CorpusConfig(n_people=12, n_towns=5, n_rivers=3, n_animals=3, n_inventions
 @pytest.fixture(scope="module")
 def built():
     world = World.build(0, CFG)
-    train, heldout = chat.conversations(world, CFG, 0)
+    train, heldout = chat.conversations(world, CFG, 0, chat.fact_split(world, CFG, 0))
     return world, train, heldout, chat.chat_eval_items(world, CFG, heldout)
 
 

@@ -17,6 +17,7 @@ from chatforge.config import Config
 from chatforge.errors import RunDirError
 from chatforge.runs import RunDir
 from chatforge.tokenizer.bpe import BPETokenizer, load_tokenizer, train_bpe
+from chatforge.tokenizer.chat import render_conversation
 from chatforge.tokenizer.shards import TokenShards, is_val, token_dtype, write_shards
 from chatforge.tokenizer.stage import run_shards, run_train
 
@@ -211,3 +212,25 @@ def test_stage_errors(tmp_path: Path) -> None:
     run_train(cfg, run)
     with pytest.raises(RunDirError, match="the val split has no documents"):
         run_shards(cfg, run)
+
+
+def test_conversations_pretrain_in_the_chat_template_and_bad_ones_are_counted(tmp_path: Path) -> None:
+    cfg = make_config(val_fraction=0.5)
+    run = write_run(tmp_path / "run", with_parquet=False)
+    chats = [[{"role": "user", "content": f"Where was Ada {i} born?"}, {"role": "assistant", "content": "Karova"}]
+             for i in range(40)]
+    with open(run.corpus / "pretrain.jsonl", "a") as f:
+        for m in chats:
+            f.write(json.dumps({"text": "\n".join(x["content"] for x in m), "source": "faq", "messages": m}) + "\n")
+        f.write(json.dumps({"text": "bad", "messages": [{"role": "robot", "content": "hi"}]}) + "\n")
+    run_train(cfg, run)
+    shards = run_shards(cfg, run)
+    assert shards.metrics["skipped"] == 1  # the conversation with an unknown role
+    tok = load_tokenizer(run.tokenizer)
+    index = json.loads((run.tokens / "index.json").read_text())
+    assert index["splits"]["train"]["by_source"]["faq"]["docs"] == 40  # never validation
+    assert "faq" not in index["splits"]["val"]["by_source"]
+    train = np.fromfile(run.tokens / "train.bin", dtype=index["dtype"]).tolist()
+    rendered = render_conversation(tok, chats[0])[0]
+    assert any(train[i : i + len(rendered)] == rendered for i in range(len(train)))
+    assert tok.special_id("<|assistant_start|>") in train

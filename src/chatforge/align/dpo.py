@@ -101,11 +101,13 @@ def answer_logprobs(model: GPT, pairs: Sequence[EncodedPair], pad_id: int,
 
 
 def refusal_rate(model: GPT, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int = 48) -> float:
-    """Share of (harmful) prompts the model refuses, greedy."""
+    """Share of (harmful) prompts the model refuses, greedy. A prompt too long for the context
+    keeps its end (the request), leaving room for the reply."""
     if not prompts:
         return float("nan")
-    ids = [render_prompt(tok, prompt_messages(p)) for p in prompts]
-    replies = Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=max_new_tokens))
+    new = min(max_new_tokens, model.cfg.seq_len // 2)
+    ids = [render_prompt(tok, prompt_messages(p))[-(model.cfg.seq_len - new):] for p in prompts]
+    replies = Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=new))
     return sum(map(is_refusal, replies)) / len(replies)
 
 

@@ -39,8 +39,10 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
 def generate(cfg: CorpusConfig) -> dict[str, Any]:
     """Everything the stage writes, in memory: world, documents, conversations, mentions."""
     world = World.build(cfg.seed, cfg)
-    docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed)
-    train, heldout = chat.conversations(world, cfg, cfg.seed)
+    split = chat.fact_split(world, cfg, cfg.seed)
+    docs, mentions = text.pretrain_corpus(world, cfg, cfg.seed,
+                                          split.training_questions(world, cfg.languages))
+    train, heldout = chat.conversations(world, cfg, cfg.seed, split)
     chat_items = chat.chat_eval_items(world, cfg, heldout)
     rl = chat.rl_problems(world, cfg, cfg.seed, train + heldout, RL_PROBLEMS + RL_HELDOUT)
     facts_heldout = chat.heldout_fact_questions(heldout)

@@ -16,8 +16,8 @@ kept for the chat evaluation (`chat_eval_items`, written to corpus/eval/chat_hel
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
-from dataclasses import asdict
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
 
 from chatforge.config import CorpusConfig
 from chatforge.corpus import dialogue, programs, tasks, turkish
@@ -323,8 +323,24 @@ class _Maker:
         return self.conv("smalltalk", lang, [_message("user", user), _message("assistant", reply)])
 
 
-def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict], list[dict]]:
-    """(train, heldout) conversations; held-out fact ones are single questions, no system."""
+@dataclass(frozen=True)
+class FactSplit:
+    """Which (fact, language) questions are held out and in which phrasing, and which held-out
+    facts ("unseen") no training text asks about or SFT example mentions."""
+
+    held: list[tuple[Fact, str]]
+    held_variant: dict[tuple[str, str], int]  # (fact id, lang) -> held-out phrasing
+    unseen: set[str]
+
+    def training_questions(self, world: World, langs: Sequence[str]) -> list[tuple[Fact, str, int]]:
+        """Every (fact, language, phrasing) a training text may ask: not a held-out phrasing,
+        not an unseen fact."""
+        return [(f, lang, v) for f in world.facts if f.id not in self.unseen for lang in langs
+                for v in range(n_question_variants(f.relation, lang))
+                if self.held_variant.get((f.id, lang)) != v]
+
+
+def fact_split(world: World, cfg: CorpusConfig, seed: int) -> FactSplit:
     rng = random.Random(f"chatforge-heldout-{seed}")
     langs = list(cfg.languages)
     pairs = [(f, lang) for f in world.facts for lang in langs]
@@ -334,6 +350,15 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
     unseen = set(rng.sample(held_facts, round(cfg.heldout_unseen_fraction * len(held_facts))))
     held_variant = {(f.id, lang): rng.randrange(n_question_variants(f.relation, lang))
                     for f, lang in held}
+    return FactSplit(held, held_variant, unseen)
+
+
+def conversations(world: World, cfg: CorpusConfig, seed: int,
+                  split: FactSplit) -> tuple[list[dict], list[dict]]:
+    """(train, heldout) conversations; held-out fact ones are single questions, no system."""
+    rng = random.Random(f"chatforge-sft-{seed}")
+    langs = list(cfg.languages)
+    held, held_variant, unseen = split.held, split.held_variant, split.unseen
     maker = _Maker(world, seed, unseen)
     maker.held_variant = held_variant
 
@@ -341,9 +366,7 @@ def conversations(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict
                for f, lang in held]
 
     # Training fact questions: every (fact, language, phrasing) except held-out and unseen ones.
-    allowed = [(f, lang, v) for f in world.facts if f.id not in unseen for lang in langs
-               for v in range(n_question_variants(f.relation, lang))
-               if held_variant.get((f.id, lang)) != v]
+    allowed = split.training_questions(world, langs)
     must = []  # one other phrasing of each held-out seen pair, so SFT has seen that fact asked
     for f, lang in held:
         if f.id not in unseen:

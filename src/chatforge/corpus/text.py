@@ -3,19 +3,20 @@
 Every fact is stated many times, in both languages and in varied phrasings and orders (a model
 only learns to answer questions about knowledge it saw phrased several ways): each entity has
 several encyclopedia articles that also state the facts whose object it is ("people born in
-Karova"), stories weave facts into small narratives, and lists restate them as tables. After
-that, short stubs top up any (fact, language) stated fewer than `cfg.min_mentions` times.
+Karova"), stories weave facts into small narratives, lists restate them as tables, and
+short chat conversations (in the chat template) ask them in the phrasings training may use. After that, short stubs top up any (fact, language) stated fewer than `cfg.min_mentions` times.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 
 from chatforge.config import CorpusConfig
 from chatforge.corpus import programs, tasks, turkish
 from chatforge.corpus.facts import Entity, Fact
-from chatforge.corpus.templates import LABELS, display, fact_sentence, n_sentence_variants
+from chatforge.corpus.templates import LABELS, display, fact_question, fact_sentence, n_sentence_variants
 from chatforge.corpus.world import World
 
 KIND_NAMES = {
@@ -118,10 +119,12 @@ class _Writer:
         self.mentions: Counter[tuple[str, str]] = Counter()
         self.counts: Counter[str] = Counter()
 
-    def add(self, source: str, lang: str, text: str) -> None:
+    def add(self, source: str, lang: str, text: str, messages: list[dict[str, str]] | None = None) -> None:
         key = f"{source}-{lang}"
-        self.docs.append({"id": f"{key}-{self.counts[key]:05d}", "source": source, "lang": lang,
-                          "text": text})
+        doc: dict = {"id": f"{key}-{self.counts[key]:05d}", "source": source, "lang": lang, "text": text}
+        if messages:
+            doc["messages"] = messages
+        self.docs.append(doc)
         self.counts[key] += 1
 
     def state(self, fact: Fact, lang: str) -> str:
@@ -188,6 +191,17 @@ class _Writer:
             forms["O_loc"] = turkish.inflect(obj, "loc", proper=True)
         return [turkish.capitalize(question.format(**forms), lang),
                 turkish.capitalize(answer.format(**forms), lang)]
+
+    def faq(self, entity: Entity, questions: Sequence[tuple[Fact, int]], lang: str) -> None:
+        """A conversation about `entity`, kept as `messages` so pre-training sees it in the chat
+        template: each fact asked in a given phrasing and answered as SFT teaches (the bare
+        value); its text is the plain questions and answers, for the tokenizer."""
+        messages = []
+        for fact, variant in questions:
+            self.mentions[fact.id, lang] += 1
+            messages += [{"role": "user", "content": fact_question(fact, lang, variant)},
+                         {"role": "assistant", "content": fact.answer(lang)}]
+        self.add("faq", lang, "\n".join(m["content"] for m in messages), messages)
 
     # --- lists --------------------------------------------------------------------------
     def table(self, relation: str, subjects: list[Entity], lang: str) -> None:
@@ -261,8 +275,19 @@ class _Writer:
         self.add("code", lang, text)
 
 
-def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[dict], Counter]:
-    """Documents (shuffled) and how often each (fact id, language) is stated in them."""
+def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int,
+                    asked: Sequence[tuple[Fact, str, int]] = ()) -> tuple[list[dict], Counter]:
+    """Documents (shuffled) and how often each (fact id, language) is stated in them.
+
+    `asked` are the (fact, language, phrasing) questions training may ask: `cfg.faqs` chat
+    conversations ask and answer them, so pre-training already pairs questions in the chat
+    format with the facts they recall ("mixed training", Allen-Zhu and Li, Physics of Language
+    Models 3.1: a model that saw some people's facts asked during pre-training answers
+    questions about people it never saw asked far better than one fine-tuned on questions
+    only). The held-out phrasings and the facts kept unseen are not in `asked`, so the
+    evaluation still measures extraction. Measured (cpu preset, SFT lr 1e-3): held-out facts
+    SFT never asked 25-33% -> 58%; the same pages as plain "Q: / A:" text raised the base
+    model's QA-prompt recall (18% -> 65%) but not the chat model's (29%)."""
     w = _Writer(world, seed)
     rng = w.rng
     people = world.of_kind("person")
@@ -292,6 +317,15 @@ def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int) -> tuple[list[di
             w.fact_sheet(rng.choice(world.entities), lang)
         else:
             w.reverse_list(rng.choice(targets), lang)
+    phrasings: dict[tuple[str, str], dict[str, list[tuple[Fact, int]]]] = {}  # (subject, lang) -> fact -> asks
+    for fact, lang, variant in asked:
+        phrasings.setdefault((fact.subject_id, lang), {}).setdefault(fact.id, []).append((fact, variant))
+    pages = sorted(phrasings)
+    for i in range(cfg.faqs if pages else 0):
+        subject, lang = pages[i % len(pages)]  # round-robin, so every subject gets its pages
+        facts = sorted(phrasings[subject, lang])
+        picked = rng.sample(facts, min(len(facts), rng.randrange(2, 5)))
+        w.faq(world.entity(subject), [rng.choice(phrasings[subject, lang][f]) for f in picked], lang)
     for i in range(cfg.arithmetic):
         w.arithmetic(cfg.languages[i % len(cfg.languages)])
     for i in range(cfg.code):

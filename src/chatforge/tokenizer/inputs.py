@@ -12,8 +12,10 @@ An input spec is one of:
   place. It must be the only input, and `pretrain.tokenizer` must name the tokenizer that
   wrote it; the tokens stage checks that it does.
 
-Records that cannot be read are skipped and counted by reason (the readers' policy); a
-missing path is one `InputError`. `pretrain.max_chars` stops the read after that many
+A JSONL/JSON record may carry `messages` (a conversation of system/user/assistant turns,
+string contents): the shards encode it in the chat template (`tokenizer.shards`). Records that
+cannot be read, or whose `messages` are not such a conversation, are skipped and counted by
+reason (the readers' policy); a missing path is one `InputError`. `pretrain.max_chars` stops the read after that many
 characters, so the tokenizer and the shards of a multi-terabyte stream take its head.
 """
 
@@ -33,6 +35,7 @@ from chatforge.data.sources.tabular import SUFFIXES
 from chatforge.errors import ConfigError, InputError, RunDirError
 from chatforge.runs import atomic_write_json, read_json
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
+from chatforge.tokenizer.chat import ROLES
 from chatforge.tokenizer.shards import SPLITS, TokenShards
 
 # Sources of plain text; the others (warc, wiki, ...) hold raw pages for the data stage to clean.
@@ -121,7 +124,19 @@ def _doc(doc: Any) -> dict[str, Any]:
     meta = doc.metadata
     lang = next((meta[k] for k in ("language_hint", "language", "lang") if isinstance(meta.get(k), str)), None)
     source = meta.get("source") if isinstance(meta.get("source"), str) else doc.source
-    return {"text": doc.text, "lang": lang, "source": source}
+    out = {"text": doc.text, "lang": lang, "source": source}
+    if "messages" in meta:
+        out["messages"] = meta["messages"]
+    return out
+
+
+def is_conversation(messages: object) -> bool:
+    """Whether `messages` can be rendered in the chat template: turns with a role of ROLES
+    and string content, at least one from the assistant."""
+    return (isinstance(messages, list) and bool(messages)
+            and all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
+                    for m in messages)
+            and any(m["role"] == "assistant" for m in messages))
 
 
 class InputDocuments:
@@ -132,22 +147,28 @@ class InputDocuments:
         self.readers, self.max_chars = readers, max_chars
         self.sources: list[Source] = []
         self.docs = self.chars = 0
+        self.bad_messages = 0
 
     @property
     def skipped(self) -> Counter[str]:
-        return sum((s.skipped for s in self.sources), Counter())
+        bad = Counter({"bad_messages": self.bad_messages}) if self.bad_messages else Counter()
+        return sum((s.skipped for s in self.sources), bad)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        self.sources, self.docs, self.chars = [], 0, 0
+        self.sources, self.docs, self.chars, self.bad_messages = [], 0, 0, 0
         for spec in self.readers:
             source = open_source(spec)
             self.sources.append(source)
             for doc in source.iter_documents():
                 if self.max_chars and self.chars >= self.max_chars:
                     return
+                out = _doc(doc)
+                if "messages" in out and not is_conversation(out["messages"]):
+                    self.bad_messages += 1
+                    continue
                 self.docs += 1
                 self.chars += len(doc.text)
-                yield _doc(doc)
+                yield out
 
 
 def builtin_readers(run_root: Path) -> list[str]:

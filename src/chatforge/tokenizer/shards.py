@@ -10,6 +10,11 @@ Layout of a shard directory:
 The split is by document and by content: a seeded hash of the text decides, so the split does
 not depend on document order and exact duplicates always land in the same split (a duplicate
 can never put training text into validation).
+
+A document with `messages` (a conversation) is encoded in the chat template, special tokens
+included, and always trains: pre-training on conversations (nanochat's mid-training) teaches
+the chat format while the knowledge is being learnt. Validation stays plain text, whose bytes
+the bits-per-byte figure divides by.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from chatforge.errors import RunDirError
 from chatforge.runs import atomic_path, atomic_write_json, read_json
 from chatforge.tokenizer.bpe import Tokenizer
+from chatforge.tokenizer.chat import render_conversation
 
 SPLITS = ("train", "val")
 INDEX_VERSION = 1
@@ -44,6 +50,22 @@ def doc_unit(text: str, seed: int) -> float:
 def is_val(text: str, val_fraction: float, seed: int) -> bool:
     """Whether a document belongs to the validation split (see the module docstring)."""
     return doc_unit(text, seed) < val_fraction
+
+
+def split_of_doc(doc: dict[str, Any], val_fraction: float, seed: int) -> str:
+    """"train" or "val" for a document: conversations always train, text by its hash."""
+    if doc.get("messages"):
+        return "train"
+    return "val" if is_val(doc["text"], val_fraction, seed) else "train"
+
+
+def encode_docs(tokenizer: Tokenizer, docs: list[dict[str, Any]]) -> list[list[int]]:
+    """Ids of each document, bos first: text encoded plainly (a "<|bos|>" in it stays text),
+    a conversation rendered in the chat template."""
+    texts = tokenizer.encode_batch([d["text"] for d in docs if not d.get("messages")])
+    plain = iter(texts)
+    return [render_conversation(tokenizer, d["messages"])[0] if d.get("messages")
+            else [tokenizer.bos_id, *next(plain)] for d in docs]
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -98,7 +120,8 @@ def write_shards(
     show_progress: bool = False,
     split_of: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """Encode documents ({"text", optional "lang", "source"}) into train/val shards; return the index.
+    """Encode documents ({"text", optional "lang", "source", "messages"}) into train/val shards;
+    return the index.
 
     `split_of` overrides the hash split, e.g. for one file cut into a head and a held-out tail.
 
@@ -109,7 +132,6 @@ def write_shards(
         raise ValueError(f"val_fraction={val_fraction}: must be in [0, 1)")
     out_dir = Path(out_dir)
     dtype = token_dtype(tokenizer.vocab_size)
-    bos = tokenizer.bos_id
     stats = {s: _SplitStats() for s in SPLITS}
     progress = Progress(
         TextColumn("encoding"), BarColumn(), TextColumn("{task.fields[docs]} docs"),
@@ -122,17 +144,16 @@ def write_shards(
         paths = {s: stack.enter_context(atomic_path(out_dir / f"{s}.bin")) for s in SPLITS}
         files = {s: stack.enter_context(open(paths[s], "wb")) for s in SPLITS}
         for batch in _batches(docs):
-            encoded = tokenizer.encode_batch([d["text"] for d in batch])
             parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
-            for doc, ids in zip(batch, encoded, strict=True):
+            for doc, ids in zip(batch, encode_docs(tokenizer, batch), strict=True):
                 if split_of is not None:
                     split = split_of(doc)
                     if split not in SPLITS:
                         raise ValueError(f"split_of returned {split!r}; expected one of {SPLITS}")
                 else:
-                    split = "val" if is_val(doc["text"], val_fraction, seed) else "train"
-                parts[split].append(np.array([bos, *ids], dtype=dtype))
-                stats[split].add(doc, len(ids) + 1, len(doc["text"].encode("utf-8")))
+                    split = split_of_doc(doc, val_fraction, seed)
+                parts[split].append(np.array(ids, dtype=dtype))
+                stats[split].add(doc, len(ids), len(doc["text"].encode("utf-8")))
             for split, arrays in parts.items():
                 if arrays:
                     files[split].write(np.concatenate(arrays).tobytes())
@@ -144,7 +165,7 @@ def write_shards(
         "version": INDEX_VERSION,
         "dtype": dtype.name,
         "vocab_size": tokenizer.vocab_size,
-        "bos_id": bos,
+        "bos_id": tokenizer.bos_id,
         "val_fraction": val_fraction,
         "seed": seed,
         "splits": {s: stats[s].to_json(f"{s}.bin") for s in SPLITS},

@@ -34,7 +34,7 @@ from chatforge.tokenizer.inputs import (
     link_shards,
     resolve,
 )
-from chatforge.tokenizer.shards import SPLITS, is_val, write_shards
+from chatforge.tokenizer.shards import SPLITS, split_of_doc, write_shards
 
 # Held-out text measured for stats.json: enough for stable ratios, quick to encode.
 STATS_MAX_CHARS = 4_000_000
@@ -102,7 +102,7 @@ def _train_texts(docs: InputDocuments, cfg: Config, heldout: list[dict[str, Any]
                  counts: dict[str, int]) -> Iterator[str]:
     """The training documents' texts; the first STATS_MAX_CHARS of held-out ones go to `heldout`."""
     for doc in docs:
-        if is_val(doc["text"], cfg.pretrain.val_fraction, cfg.run.seed):
+        if split_of_doc(doc, cfg.pretrain.val_fraction, cfg.run.seed) == "val":
             if counts["heldout_chars"] < STATS_MAX_CHARS:
                 heldout.append(doc)
                 counts["heldout_chars"] += len(doc["text"])

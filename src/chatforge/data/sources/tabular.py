@@ -4,7 +4,8 @@ Compressed inputs (.gz, .bz2, .zst where `zstandard` is installed) are read as s
 A JSON list is decoded one element at a time (never the whole array), Parquet in record
 batches. Fields other than the text are kept in metadata when they are small scalars, with
 one level of nesting flattened ("metadata.language"); a "language" field becomes the
-`language_hint` the cleaning steps may compare against their own language ID.
+`language_hint` the cleaning steps may compare against their own language ID; a "messages"
+list (a conversation) is kept as it is, for pre-training in the chat template.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def _metadata(record: dict[str, Any], field: str) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for key, value in record.items():
         if key == field:
+            continue
+        if key == "messages" and isinstance(value, list):
+            meta[key] = value
             continue
         items = value.items() if isinstance(value, dict) else [(None, value)]
         for sub, v in items:
