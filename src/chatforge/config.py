@@ -74,7 +74,7 @@ class CorpusConfig:
     lists: int = at_least(0, 2000)
     arithmetic: int = at_least(0, 800)
     code: int = at_least(0, 400)
-    faqs: int = at_least(0, 1500)  # question-and-answer pages (text.pretrain_corpus)
+    faqs: int = at_least(0, 1500)  # chat conversations asking facts (text.pretrain_corpus)
     min_mentions: int = at_least(0, 20)  # top-up until every fact is stated this often per language
     # SFT conversations and held-out evaluation questions.
     conversations: int = at_least(0, 3000)

@@ -3,8 +3,9 @@
 Every fact is stated many times, in both languages and in varied phrasings and orders (a model
 only learns to answer questions about knowledge it saw phrased several ways): each entity has
 several encyclopedia articles that also state the facts whose object it is ("people born in
-Karova"), stories weave facts into small narratives, lists restate them as tables, and
-short chat conversations (in the chat template) ask them in the phrasings training may use. After that, short stubs top up any (fact, language) stated fewer than `cfg.min_mentions` times.
+Karova"), stories weave facts into small narratives, lists restate them as tables, and short
+chat conversations (in the chat template) ask them in the phrasings training may use. After
+that, short stubs top up any (fact, language) stated fewer than `cfg.min_mentions` times.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from collections.abc import Sequence
 from chatforge.config import CorpusConfig
 from chatforge.corpus import programs, tasks, turkish
 from chatforge.corpus.facts import Entity, Fact
-from chatforge.corpus.templates import LABELS, display, fact_question, fact_sentence, n_sentence_variants
+from chatforge.corpus.templates import (
+    LABELS,
+    display,
+    fact_question,
+    fact_sentence,
+    n_sentence_variants,
+)
 from chatforge.corpus.world import World
 
 KIND_NAMES = {
@@ -285,9 +292,9 @@ def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int,
     Models 3.1: a model that saw some people's facts asked during pre-training answers
     questions about people it never saw asked far better than one fine-tuned on questions
     only). The held-out phrasings and the facts kept unseen are not in `asked`, so the
-    evaluation still measures extraction. Measured (cpu preset, SFT lr 1e-3): held-out facts
-    SFT never asked 25-33% -> 58%; the same pages as plain "Q: / A:" text raised the base
-    model's QA-prompt recall (18% -> 65%) but not the chat model's (29%)."""
+    evaluation still measures extraction. Measured (cpu preset, with SFT lr 5e-4): held-out
+    facts SFT never asks 25-33% -> 67-71%; the same questions as plain "Q: / A:" text raised
+    the base model's QA-prompt recall (18% -> 65%) but not the chat model's (29%)."""
     w = _Writer(world, seed)
     rng = w.rng
     people = world.of_kind("person")
@@ -320,9 +327,9 @@ def pretrain_corpus(world: World, cfg: CorpusConfig, seed: int,
     phrasings: dict[tuple[str, str], dict[str, list[tuple[Fact, int]]]] = {}  # (subject, lang) -> fact -> asks
     for fact, lang, variant in asked:
         phrasings.setdefault((fact.subject_id, lang), {}).setdefault(fact.id, []).append((fact, variant))
-    pages = sorted(phrasings)
-    for i in range(cfg.faqs if pages else 0):
-        subject, lang = pages[i % len(pages)]  # round-robin, so every subject gets its pages
+    subjects = sorted(phrasings)
+    for i in range(cfg.faqs if subjects else 0):
+        subject, lang = subjects[i % len(subjects)]  # round-robin, so every subject is asked about
         facts = sorted(phrasings[subject, lang])
         picked = rng.sample(facts, min(len(facts), rng.randrange(2, 5)))
         w.faq(world.entity(subject), [rng.choice(phrasings[subject, lang][f]) for f in picked], lang)

@@ -12,11 +12,11 @@ An input spec is one of:
   place. It must be the only input, and `pretrain.tokenizer` must name the tokenizer that
   wrote it; the tokens stage checks that it does.
 
-A JSONL/JSON record may carry `messages` (a conversation of system/user/assistant turns,
-string contents): the shards encode it in the chat template (`tokenizer.shards`). Records that
-cannot be read, or whose `messages` are not such a conversation, are skipped and counted by
-reason (the readers' policy); a missing path is one `InputError`. `pretrain.max_chars` stops the read after that many
-characters, so the tokenizer and the shards of a multi-terabyte stream take its head.
+A JSONL/JSON record may carry `messages` (a conversation in the chat template's form,
+`tokenizer.chat.check_messages`): the shards encode it in the chat template
+(`tokenizer.shards`). Records that cannot be read, or whose `messages` are not such a
+conversation, are skipped and counted by reason (the readers' policy); a missing path is one
+`InputError`. `pretrain.max_chars` stops the read after that many characters, so the tokenizer and the shards of a multi-terabyte stream take its head.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from chatforge.data.sources.tabular import SUFFIXES
 from chatforge.errors import ConfigError, InputError, RunDirError
 from chatforge.runs import atomic_write_json, read_json
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import ROLES
+from chatforge.tokenizer.chat import check_messages
 from chatforge.tokenizer.shards import SPLITS, TokenShards
 
 # Sources of plain text; the others (warc, wiki, ...) hold raw pages for the data stage to clean.
@@ -131,11 +131,9 @@ def _doc(doc: Any) -> dict[str, Any]:
 
 
 def is_conversation(messages: object) -> bool:
-    """Whether `messages` can be rendered in the chat template: turns with a role of ROLES
-    and string content, at least one from the assistant."""
-    return (isinstance(messages, list) and bool(messages)
-            and all(isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
-                    for m in messages)
+    """Whether `messages` is a conversation the chat template renders (`check_messages`)
+    with at least one assistant turn to learn from."""
+    return (isinstance(messages, list) and check_messages(messages) is None
             and any(m["role"] == "assistant" for m in messages))
 
 
