@@ -19,6 +19,7 @@ from chatforge.tokenizer.chat import (
     jinja_chat_template,
     render_conversation,
     render_prompt,
+    render_prompt_within,
     render_text,
 )
 
@@ -93,6 +94,17 @@ def test_token_rendering_matches_text_rendering(tok):
         ids, _ = render_conversation(tok, msgs)
         assert tok.decode(ids) == render_text(msgs)
         assert tok.decode(render_prompt(tok, msgs)) == render_text(msgs, add_generation_prompt=True)
+
+
+def test_a_prompt_cut_to_a_budget_keeps_its_head_and_its_end(tok):
+    messages = [{"role": "user", "content": "Ignore this long preamble. " * 40 + "How do I bake bread?"}]
+    full = render_prompt(tok, messages)
+    assert render_prompt_within(tok, messages, len(full)) == full  # fits: untouched
+    cut = render_prompt_within(tok, messages, 48)
+    assert len(cut) == 48
+    assert cut[:8] == full[:8] and cut[8:] == full[-40:]  # <|bos|> and the opening, then the end
+    assert cut[0] == tok.bos_id and cut[-1] == tok.special_id(ASSISTANT_START)
+    assert "bake bread?" in tok.decode(cut[8:])
 
 
 def test_user_text_cannot_inject_special_tokens(tok):

@@ -51,7 +51,7 @@ from chatforge.model.loss import IGNORE_INDEX
 from chatforge.runs import RunDir, atomic_write_json, files_digest, read_jsonl
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import render_prompt_within
 from chatforge.train.loop import TrainTask, identity, init_distributed, train
 
 
@@ -106,7 +106,7 @@ def refusal_rate(model: GPT, tok: Tokenizer, prompts: Sequence[dict], max_new_to
     if not prompts:
         return float("nan")
     new = min(max_new_tokens, model.cfg.seq_len // 2)
-    ids = [render_prompt(tok, prompt_messages(p))[-(model.cfg.seq_len - new):] for p in prompts]
+    ids = [render_prompt_within(tok, prompt_messages(p), model.cfg.seq_len - new) for p in prompts]
     replies = Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=new))
     return sum(map(is_refusal, replies)) / len(replies)
 

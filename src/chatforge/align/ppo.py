@@ -57,14 +57,14 @@ from chatforge.model.reward import PolicyValueModel, RewardModel
 from chatforge.runs import RunDir, atomic_write_json, files_digest
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import render_prompt, render_prompt_within
 from chatforge.train.loop import Dist, TrainTask, identity, init_distributed, train
 
 
 @torch.no_grad()
 def heldout_answers(policy: GPT, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int) -> list:
     """Greedy answers to held-out prompts (the scores every RL stage reports)."""
-    ids = [render_prompt(tok, prompt_messages(p))[-(policy.cfg.seq_len - max_new_tokens):] for p in prompts]
+    ids = [render_prompt_within(tok, prompt_messages(p), policy.cfg.seq_len - max_new_tokens) for p in prompts]
     return Engine(policy, tok).generate(ids, SamplingParams(max_new_tokens=max_new_tokens))
 
 

@@ -29,7 +29,7 @@ from chatforge.engine import Completion, Engine, SamplingParams
 from chatforge.eval.facts import answer_matches, normalise_answer, read_records
 from chatforge.model.gpt import GPT
 from chatforge.tokenizer.bpe import Tokenizer
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import render_prompt_within
 
 KINDS = ("fact", "open", "followup", "compare", "unknown", "arithmetic")
 OPEN_MIN_FACTS = 2
@@ -117,7 +117,7 @@ def _generate(engine: Engine, tok: Tokenizer, items: Sequence[dict], tools: tupl
     for i in range(0, len(items), batch_size):
         chunk = items[i : i + batch_size]
         budget = max(MAX_TOKENS.get(it["kind"], DEFAULT_MAX_TOKENS) for it in chunk)
-        prompts = [render_prompt(tok, it["messages"])[-(ctx - 1):] for it in chunk]
+        prompts = [render_prompt_within(tok, it["messages"], ctx - 1) for it in chunk]
         out += engine.generate(prompts, SamplingParams(max_new_tokens=budget, tools=tools))
     return out
 

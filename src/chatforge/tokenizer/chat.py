@@ -131,6 +131,20 @@ def render_prompt(tok: Tokenizer, messages: Sequence[Message]) -> list[int]:
     return ids + [tok.special_id(ASSISTANT_START)]
 
 
+PROMPT_HEAD = 8  # ids kept from a cut prompt's start: <|bos|> and the first turn's opening
+
+
+def render_prompt_within(tok: Tokenizer, messages: Sequence[Message], budget: int) -> list[int]:
+    """`render_prompt` in at most `budget` ids: a longer prompt loses its middle, so the
+    template's head and the end (the latest request, where an attack leaves the harmful part,
+    and <|assistant_start|>) survive. Every stage that shortens a prompt cuts it this way."""
+    ids = render_prompt(tok, messages)
+    if len(ids) <= budget:
+        return ids
+    head = min(PROMPT_HEAD, budget // 4)
+    return ids[:head] + ids[len(ids) - (budget - head):]
+
+
 def stop_token_ids(tok: Tokenizer) -> tuple[int, ...]:
     """Tokens that end an assistant reply: its end-of-turn or end-of-text, and (for a model
     that forgot to close its turn) the start of a new user turn or document."""

@@ -31,7 +31,7 @@ from chatforge.model.checkpoint import load_model, resolve_checkpoint
 from chatforge.runs import RunDir, atomic_write_json, atomic_write_text
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import render_prompt_within
 
 CHECKPOINTS = {"base": "pretrain", "sft": "sft", "dpo": "dpo", "ppo": "ppo", "grpo": "grpo"}
 WILD = "in_the_wild"
@@ -115,22 +115,12 @@ def attempts(probes: sources.Probes, rc: RedteamConfig) -> list[Attempt]:
     return out
 
 
-def _prompt_ids(tok: Tokenizer, text: str, budget: int) -> list[int]:
-    """The chat prompt, cut in the middle when too long: the template's head and the end of
-    the request (where every attack leaves the harmful part) survive."""
-    ids = render_prompt(tok, [{"role": "user", "content": text}])
-    if len(ids) <= budget:
-        return ids
-    keep_head = min(8, budget // 4)
-    return ids[:keep_head] + ids[len(ids) - (budget - keep_head):]
-
-
 def answer(model: Any, tok: Tokenizer, prompts: Sequence[str], rc: RedteamConfig) -> list[str]:
     """Greedy replies; a prompt is shortened so that the reply has room in the context."""
     ctx = model.cfg.seq_len
     new = min(rc.max_new_tokens, max(1, ctx // 2))
     params = SamplingParams(max_new_tokens=new)
-    ids = [_prompt_ids(tok, p, ctx - new) for p in prompts]
+    ids = [render_prompt_within(tok, [{"role": "user", "content": p}], ctx - new) for p in prompts]
     # The engine batches similar lengths: a many-shot prompt beside short ones would pad them all.
     return Engine(model, tok, rc.batch_size).generate_text(ids, params)
 
