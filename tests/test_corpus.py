@@ -60,6 +60,20 @@ def test_pipeline_runs_the_corpus_stage_and_then_skips_it(tmp_path):
     assert (run.corpus / "pretrain.jsonl").stat().st_mtime_ns == before
 
 
+def test_forcing_a_stage_reruns_the_stages_that_need_it_and_nothing_else(tmp_path):
+    cfg, run = smoke_config(), RunDir(tmp_path / "run")
+    quiet = Console(quiet=True)
+    first = run_pipeline(cfg, run, only=["corpus", "data", "tokenizer"], console=quiet)
+    # The tokenizer needs data, which needs the corpus: forcing data re-runs the tokenizer too,
+    # even though both keys are unchanged, and leaves the corpus alone.
+    second = run_pipeline(cfg, run, only=["corpus", "data", "tokenizer"], force=["data"], console=quiet)
+    assert second["corpus"]["started"] == first["corpus"]["started"]
+    assert second["data"]["started"] > first["data"]["started"]
+    assert second["tokenizer"]["started"] > first["tokenizer"]["started"]
+    third = run_pipeline(cfg, run, only=["corpus", "data", "tokenizer"], console=quiet)
+    assert all(third[n]["started"] == second[n]["started"] for n in ("corpus", "data", "tokenizer"))
+
+
 def test_output_does_not_depend_on_the_hash_seed():
     """Set iteration order changes with PYTHONHASHSEED; the corpus must not."""
     script = (

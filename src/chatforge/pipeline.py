@@ -175,10 +175,19 @@ def run_pipeline(
         atomic_write_text(run.path("config.toml"), cfg.to_toml())
     keys = stage_keys(cfg)
 
-    def up_to_date(stage: Stage) -> bool:
-        return run.is_complete(stage.name, keys[stage.name]) and stage.name not in (force or [])
-
     selected = [s for s in STAGES if s.name in keys and not (only and s.name not in only)]
+    # A stage runs when its manifest is stale or it is forced, and then so does every selected
+    # stage that needs it: keys follow the config, not the bytes a stage wrote, so a forced
+    # re-run (after a code change, say) must not leave its dependants on the old outputs.
+    to_run: set[str] = set()
+    for stage in selected:
+        if (not run.is_complete(stage.name, keys[stage.name]) or stage.name in (force or [])
+                or to_run.intersection(stage.needs)):
+            to_run.add(stage.name)
+
+    def up_to_date(stage: Stage) -> bool:
+        return stage.name not in to_run
+
     clock = RunClock(cfg.run.time_budget, [s for s in selected if not up_to_date(s)])
     manifests: dict[str, dict[str, Any]] = {}
     for stage in selected:
