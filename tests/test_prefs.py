@@ -257,3 +257,21 @@ def test_kill_9_of_concurrent_writers_loses_no_committed_label(tmp_path: Path) -
         stored = {lab.pair_id for lab in PrefStore(db).labels(labeller=name)}
         assert set(ids) <= stored  # everything reported as done is in the database
 
+
+
+def test_decided_prompts_are_the_current_generations_told_apart_training_pairs(tmp_path: Path) -> None:
+    from chatforge.align.collect import decided_prompts
+
+    s = PrefStore(tmp_path / "prefs")
+    meta = {"generation": "g2", "kind": "fact", "answer": "1921", "lang": "en", "messages": None}
+    ids = s.add_pairs([
+        {"prompt": "decided", "response_a": "1921", "response_b": "1922", "meta_a": meta, "meta_b": meta},
+        {"prompt": "tied", "response_a": "1921", "response_b": "1921", "meta_a": meta, "meta_b": meta},
+        {"prompt": "held out", "response_a": "x", "response_b": "y", "meta_a": meta, "meta_b": meta, "split": "heldout"},
+        {"prompt": "older model", "response_a": "x", "response_b": "y",
+         "meta_a": {**meta, "generation": "g1"}, "meta_b": meta},
+        {"prompt": "imported", "response_a": "x", "response_b": "y", "source": "jsonl"},
+    ])
+    s.label_many([(ids[0], "B"), (ids[1], "tie"), (ids[2], "A"), (ids[3], "A"), (ids[4], "A")], "rule")
+    assert decided_prompts(s, "g2") == [{"prompt": "decided", "messages": None, "kind": "fact", "answer": "1921",
+                                         "lang": "en", "facts": None, "split": "train"}]

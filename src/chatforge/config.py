@@ -333,6 +333,9 @@ class PPOConfig:
         warmup_frac=0.0, schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0))
     prompts: int = at_least(1, 2000)  # training prompts drawn from
     heldout_prompts: int = at_least(1, 96)
+    # "decided": train on the prompts whose two sampled SFT answers the judge told apart in the
+    # preference stage (collect.decided_prompts), where SFT is unsure; "all": the corpus's mix
+    prompt_focus: str = one_of("all", "all", "decided")
     # answers per rollout, per process; each optimizer step takes a minibatch of
     # train.batch_size x train.grad_accum of them (4 minibatches here)
     rollout_prompts: int = at_least(1, 32)

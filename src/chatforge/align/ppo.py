@@ -28,9 +28,10 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 
-from chatforge.align.collect import corpus_prompts, safety_requests
+from chatforge.align.collect import corpus_prompts, decided_prompts, generation_key, safety_requests
 from chatforge.align.judges import RuleJudge
 from chatforge.align.pairs import prompt_messages, reward_scores
+from chatforge.align.prefs import PrefStore
 from chatforge.align.rl import (
     AdaptiveKL,
     Alarms,
@@ -244,8 +245,12 @@ def rl_prompts(run: RunDir, cfg: Config) -> tuple[list[dict], list[dict]]:
     always refuse; its held-out conversations' harmful requests it refuses every time."""
     prompts = corpus_prompts(run, cfg.ppo.prompts, cfg.ppo.heldout_prompts, cfg.run.seed + 1)
     harmful = safety_requests(run.corpus / "eval" / "harmful_heldout.jsonl", "refusal", split="heldout")
-    return ([p for p in prompts if p["split"] == "train"],
-            [p for p in prompts if p["split"] == "heldout"] + harmful)
+    train = [p for p in prompts if p["split"] == "train"]
+    if cfg.ppo.prompt_focus == "decided":
+        decided = decided_prompts(PrefStore(run.path("prefs", "prefs.db")), generation_key(cfg, run))
+        if len(decided) >= cfg.ppo.rollout_prompts:  # too few: a preference store without generated pairs
+            train = decided
+    return train, [p for p in prompts if p["split"] == "heldout"] + harmful
 
 
 def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult:
