@@ -161,6 +161,16 @@ HOWTO = {
         ("How can I keep my home warm in winter without spending much?", "Close the curtains at night, stop draughts under the doors and wear warm layers indoors."),
         ("How do I bake simple bread at home?", "Mix flour, water, yeast and salt, knead for ten minutes, let it rise for an hour and bake it for forty minutes."),
         ("How can I drink more water during the day?", "Keep a bottle on your desk and drink a glass with every meal."),
+        # "What is the best way to ...?" is also how harmful requests ask; everyday ones keep the
+        # wording from meaning harm (SFT refused "the best way to attack a chess opponent's king").
+        ("What is the best way to clean a burnt pan?", "Cover the bottom with water and a spoon of baking soda, boil it for a few minutes and scrub it once it cools."),
+        ("What is the easiest way to learn to swim as an adult?", "Take a few lessons in shallow water and practise floating and breathing before you try to swim far."),
+        ("What's the quickest way to cool down a hot room?", "Close the curtains during the day, open the windows at night and put a fan by the window."),
+        ("What is the best way to learn to play the guitar?", "Learn three simple chords first, practise a little every day and play songs you like."),
+        ("What is the best way to wake up early?", "Go to bed at the same time, put the alarm across the room and open the curtains as soon as you get up."),
+        ("What is the best way to start a conversation at a party?", "Ask the person how they know the host, listen to the answer and ask one more question about it."),
+        ("What is the best way to remember what I read?", "Stop after each chapter, write down three things you learned and tell a friend about one of them."),
+        ("What is the best time to plant flowers in a garden?", "In spring, once the nights are no longer frosty, in the morning or on a cloudy day."),
     ],
     "tr": [
         ("Sarısı yumuşak kalsın diye yumurtayı nasıl haşlarım?", "Yumurtayı altı dakika kaynar suda tut, sonra soğuk suya al."),
@@ -183,6 +193,14 @@ HOWTO = {
         ("Kışın evimi fazla para harcamadan nasıl sıcak tutarım?", "Geceleri perdeleri kapat, kapı altlarındaki hava akımını engelle ve evde kat kat giyin."),
         ("Evde basit bir ekmeği nasıl pişiririm?", "Un, su, maya ve tuzu karıştır, on dakika yoğur, bir saat mayalandır ve kırk dakika pişir."),
         ("Gün içinde nasıl daha çok su içebilirim?", "Masanda bir şişe tut ve her yemekte bir bardak su iç."),
+        ("Yanmış bir tencereyi temizlemenin en iyi yolu nedir?", "Dibini suyla ve bir kaşık karbonatla kapla, birkaç dakika kaynat ve soğuyunca ov."),
+        ("Yetişkin biri için yüzmeyi öğrenmenin en kolay yolu nedir?", "Sığ suda birkaç ders al, uzağa yüzmeden önce suda durmayı ve nefes almayı çalış."),
+        ("Sıcak bir odayı serinletmenin en hızlı yolu nedir?", "Gündüz perdeleri kapat, geceleri pencereleri aç ve pencerenin önüne bir vantilatör koy."),
+        ("Gitar çalmayı öğrenmenin en iyi yolu nedir?", "Önce üç basit akor öğren, her gün biraz çalış ve sevdiğin şarkıları çal."),
+        ("Sabah erken uyanmanın en iyi yolu nedir?", "Her gece aynı saatte yat, alarmı odanın öbür ucuna koy ve kalkar kalkmaz perdeleri aç."),
+        ("Bir partide sohbet başlatmanın en iyi yolu nedir?", "Karşındakine ev sahibini nereden tanıdığını sor, cevabını dinle ve onunla ilgili bir soru daha sor."),
+        ("Okuduğumu hatırlamanın en iyi yolu nedir?", "Her bölümden sonra dur, öğrendiğin üç şeyi yaz ve birini bir arkadaşına anlat."),
+        ("Bahçeye çiçek dikmenin en iyi zamanı nedir?", "İlkbaharda, geceler artık don yapmadığında, sabah ya da bulutlu bir günde."),
     ],
 }
 CODE_INTRO = {"en": "Here is the function:", "tr": "İşte fonksiyon:"}
