@@ -76,11 +76,17 @@ UNKNOWN_ANSWER = {"en": "I don't know. I have no information about {X}.",
 UNKNOWN_MARKER = {"en": "I don't know", "tr": "Bilmiyorum"}
 
 # Bare arithmetic: phrasings per language ({a} {op} {b}); the last is held out.
+# The last phrasing is held out for evaluation. Five Turkish ones left the held-out "kaç yapar?"
+# to chance: on two SFT models 55% and 78% of its additions went right, the model writing the
+# sum as text instead of calling the calculator (English, with as few: 100%).
 CALC_QUESTIONS = {
     "en": ["What is {a} {op} {b}?", "Calculate {a} {op} {b}.", "How much is {a} {word} {b}?",
-           "{a} {op} {b} = ?", "Can you compute {a} {op} {b}?", "Work out {a} {op} {b}."],
+           "{a} {op} {b} = ?", "Can you compute {a} {op} {b}?", "What's {a} {word} {b}?",
+           "Tell me {a} {op} {b}, please.", "What does {a} {op} {b} make?", "Work out {a} {op} {b}."],
     "tr": ["{a} {op} {b} kaçtır?", "{a} {op} {b} işlemini hesapla.", "{a} {word} {b} kaç eder?",
-           "{a} {op} {b} = ?", "{a} {op} {b} işleminin sonucu ne?", "{a} {op} {b} kaç yapar?"],
+           "{a} {op} {b} = ?", "{a} {op} {b} işleminin sonucu ne?", "{a} {op} {b} ne eder?",
+           "{a} {word} {b} kaç olur?", "Hesaplar mısın: {a} {op} {b}", "{a} {op} {b} sonucu kaç?",
+           "{a} {op} {b} kaç yapar?"],
 }
 OP_WORDS = {"en": {"+": "plus", "-": "minus", "×": "times"}, "tr": {"+": "artı", "-": "eksi", "×": "çarpı"}}
 CALC_ANSWER = {"en": "{a} {op} {b} = {c}.", "tr": "{a} {op} {b} = {c}."}
