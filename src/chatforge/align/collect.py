@@ -68,12 +68,18 @@ def fresh_problems(run: RunDir, split: str, n: int, seed: int) -> list[dict]:
     return prompts[:n]
 
 
+def prompt_row(prompt: str, split: str, kind: str, messages: list | None = None, answer: str = "",
+               lang: str = "", facts: list | None = None) -> dict:
+    """A prompt as the preference and RL stages carry it (what the rule judge scores against)."""
+    return {"prompt": prompt, "messages": messages, "kind": kind, "answer": answer, "lang": lang,
+            "facts": facts, "split": split}
+
+
 def _request(conversation: dict, split: str) -> dict:
     messages = conversation["messages"][:-1]  # the dialogue up to the answer
-    return {"prompt": messages[-1]["content"], "messages": messages if len(messages) > 1 else None,
-            "kind": conversation["kind"], "answer": conversation.get("answer", ""),
-            "lang": conversation.get("lang", ""), "facts": conversation.get("meta", {}).get("facts"),
-            "split": split}
+    return prompt_row(messages[-1]["content"], split, conversation["kind"],
+                      messages if len(messages) > 1 else None, conversation.get("answer", ""),
+                      conversation.get("lang", ""), conversation.get("meta", {}).get("facts"))
 
 
 def safety_requests(path: Path, kind: str, split: str = "train") -> list[dict]:
@@ -83,8 +89,7 @@ def safety_requests(path: Path, kind: str, split: str = "train") -> list[dict]:
     if not path.is_file():
         return []
     unique = dict.fromkeys((r["prompt"], r.get("lang", "")) for r in read_jsonl(path))
-    return [{"prompt": prompt, "messages": None, "kind": kind, "answer": "", "lang": lang,
-             "facts": None, "split": split} for prompt, lang in unique]
+    return [prompt_row(prompt, split, kind, lang=lang) for prompt, lang in unique]
 
 
 def generate_pairs(model: GPT, tok: Tokenizer, prompts: Sequence[dict], temperatures: Sequence[float],
@@ -155,14 +160,9 @@ def decided_prompts(store: PrefStore, generation: str) -> list[dict]:
     SFT model's two answers differed in the judge's eyes, so reinforcement learning has
     something to learn (a prompt both answers get right, or both wrong, teaches little)."""
     decided = {x["pair_id"] for x in store.preferences(split="train")}
-    out = []
-    for pair in current_pairs(store, generation):
-        if pair.id in decided and pair.split == "train":
-            meta = pair.meta_a
-            out.append({"prompt": pair.prompt, "messages": meta.get("messages"), "kind": meta.get("kind", ""),
-                        "answer": meta.get("answer", ""), "lang": meta.get("lang", ""),
-                        "facts": meta.get("facts"), "split": "train"})
-    return out
+    return [prompt_row(p.prompt, "train", p.meta_a.get("kind", ""), p.meta_a.get("messages"),
+                       p.meta_a.get("answer", ""), p.meta_a.get("lang", ""), p.meta_a.get("facts"))
+            for p in current_pairs(store, generation) if p.id in decided]
 
 
 def training_preferences(store: PrefStore, generation: str) -> tuple[list[dict], list[dict]]:

@@ -75,10 +75,10 @@ UNKNOWN_ANSWER = {"en": "I don't know. I have no information about {X}.",
                   "tr": "Bilmiyorum. {X} hakkında bir bilgim yok."}
 UNKNOWN_MARKER = {"en": "I don't know", "tr": "Bilmiyorum"}
 
-# Bare arithmetic: phrasings per language ({a} {op} {b}); the last is held out.
-# The last phrasing is held out for evaluation. Five Turkish ones left the held-out "kaç yapar?"
-# to chance: on two SFT models 55% and 78% of its additions went right, the model writing the
-# sum as text instead of calling the calculator (English, with as few: 100%).
+# Bare arithmetic: phrasings per language ({a} {op} {b}); the last is held out for evaluation.
+# Five Turkish training ones left the held-out "kaç yapar?" to chance: on two SFT models 55% and
+# 78% of its additions went right, the model writing the sum as text instead of calling the
+# calculator (English, with as few: 100%).
 CALC_QUESTIONS = {
     "en": ["What is {a} {op} {b}?", "Calculate {a} {op} {b}.", "How much is {a} {word} {b}?",
            "{a} {op} {b} = ?", "Can you compute {a} {op} {b}?", "What's {a} {word} {b}?",
