@@ -275,3 +275,26 @@ def test_decided_prompts_are_the_current_generations_told_apart_training_pairs(t
     s.label_many([(ids[0], "B"), (ids[1], "tie"), (ids[2], "A"), (ids[3], "A"), (ids[4], "A")], "rule")
     assert decided_prompts(s, "g2") == [{"prompt": "decided", "messages": None, "kind": "fact", "answer": "1921",
                                          "lang": "en", "facts": None, "split": "train"}]
+
+
+def test_pairs_an_earlier_corpus_imported_are_stale_and_the_users_own_imports_are_not(tmp_path: Path) -> None:
+    """A regenerated corpus re-imports its pair files into the same store; the pairs only the
+    old files held must not train beside the new ones."""
+    from chatforge.align.collect import stale_corpus_pairs
+    from chatforge.runs import RunDir
+
+    run = RunDir(tmp_path / "run")
+    eval_dir = run.corpus / "eval"
+    eval_dir.mkdir(parents=True)
+    store = PrefStore(run.path("prefs", "prefs.db"))
+    old = [{"prompt": "q1", "chosen": "refuse", "rejected": "comply"},
+           {"prompt": "q2", "chosen": "help", "rejected": "refuse"}]
+    store.import_jsonl(_write_jsonl(eval_dir / "safety_prefs_train.jsonl", old))
+    new = [old[0], {"prompt": "q2", "chosen": "Sure! help", "rejected": "refuse"}]
+    store.import_jsonl(_write_jsonl(eval_dir / "safety_prefs_train.jsonl", new))
+    store.import_jsonl(_write_jsonl(tmp_path / "mine.jsonl", [{"prompt": "q3", "chosen": "a", "rejected": "b"}]))
+    by_text = {(p.prompt, frozenset((p.response_a, p.response_b))): p.id for p in store.pairs()}
+    assert len(by_text) == 4
+    assert stale_corpus_pairs(store, run) == {by_text["q2", frozenset(("help", "refuse"))]}
+    (eval_dir / "safety_prefs_train.jsonl").unlink()  # a corpus without the file: all of its pairs are stale
+    assert stale_corpus_pairs(store, run) == {by_text[k] for k in by_text if k[0] != "q3"}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from chatforge.align.collect import generation_key, training_preferences
+from chatforge.align.collect import training_preferences
 from chatforge.align.pairs import (
     EncodedPair,
     encode_pair,
@@ -159,7 +159,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     sft_dir = run.checkpoint("sft")
     reference = load_model(sft_dir, device).eval()
     store = PrefStore(run.path("prefs", "prefs.db"))
-    train_prefs, held_prefs = training_preferences(store, generation_key(cfg, run))
+    train_prefs, held_prefs = training_preferences(store, cfg, run)
     if len(train_prefs) < cfg.dpo.train.batch_size:
         raise InputError(f"{run.path('prefs', 'prefs.db')}: {len(train_prefs)} training preference "
                          f"pairs with a choice, fewer than one batch ({cfg.dpo.train.batch_size})")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from chatforge.align.collect import generation_key, training_preferences
+from chatforge.align.collect import training_preferences
 from chatforge.align.pairs import EncodedPair, encode_pair, prefs_digest, sequences
 from chatforge.align.prefs import PrefStore
 from chatforge.config import Config
@@ -137,7 +137,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     sft_dir = run.checkpoint("sft")
     sft = load_model(sft_dir, device)
     store = PrefStore(run.path("prefs", "prefs.db"))
-    train_prefs, held_prefs = training_preferences(store, generation_key(cfg, run))
+    train_prefs, held_prefs = training_preferences(store, cfg, run)
     if len(train_prefs) < cfg.reward.train.batch_size:
         raise InputError(
             f"{store.path}: {len(train_prefs)} training preference pairs with a choice, fewer than "
