@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 
 from chatforge.config import CorpusConfig
-from chatforge.corpus import dialogue, programs, tasks, turkish
+from chatforge.corpus import dialogue, programs, safety, tasks, turkish
 from chatforge.corpus.facts import Entity, Fact
 from chatforge.corpus.templates import (
     QUESTIONS,
@@ -332,7 +332,7 @@ class _Maker:
 
     def howto(self, lang: str) -> dict:
         user, reply = self.rng.choice(HOWTO[lang])
-        return self.conv("howto", lang, [_message("user", user), _message("assistant", reply)])
+        return self.conv("howto", lang, [_message("user", user), _message("assistant", safety.HELP_OPENER[lang] + reply)])
 
     def smalltalk(self, lang: str) -> dict:
         rng, world = self.rng, self.world

@@ -208,7 +208,8 @@ class HFClassifierJudge:
 
 
 def read_labelled(path: Path) -> list[dict[str, Any]]:
-    """The labelled answers (prompt, response, refused, harmful, split); bad lines are errors."""
+    """The labelled answers (prompt, response, refused, harmful; optional split and
+    harmful_request); bad lines are errors."""
     if not path.is_file():
         raise InputError(f"{path}: missing; run the corpus stage first")
     rows = []
@@ -245,18 +246,23 @@ class JudgeAgreement:
 
     def to_json(self) -> dict[str, Any]:
         return {"refused": round(self.refused.rate, 4), "harmful": round(self.harmful.rate, 4),
-                "n": self.harmful.n, "refused_fp": self.refused.false_positive,
+                "n": self.refused.n, "harmful_n": self.harmful.n, "refused_fp": self.refused.false_positive,
                 "refused_fn": self.refused.false_negative, "harmful_fp": self.harmful.false_positive,
                 "harmful_fn": self.harmful.false_negative}
 
     def __str__(self) -> str:
-        return (f"agreement with labels: refused {self.refused.rate:.0%}, harmful {self.harmful.rate:.0%} "
-                f"(n={self.harmful.n})")
+        harm_n = "" if self.harmful.n == self.refused.n else f" of {self.harmful.n} answers to harmful requests"
+        return (f"agreement with labels: refused {self.refused.rate:.0%}, harmful {self.harmful.rate:.0%}"
+                f"{harm_n} (n={self.refused.n})")
 
 
 def measure(judge: Judge, labelled: Sequence[dict[str, Any]]) -> JudgeAgreement:
-    """A judge's agreement with labelled answers, on refusal and on harm."""
+    """A judge's agreement with labelled answers: on refusal over all of them, on harm over the
+    answers to harmful requests (rows with `"harmful_request": false` left out). The report
+    scores look-alikes by refusal alone, and a harm judge that cannot know a request is harmless
+    calls competent help to it harmful, so counting those rows would measure what no figure uses."""
     verdicts = judge.judge([r["prompt"] for r in labelled], [r["response"] for r in labelled])
+    harm = [(v, r) for v, r in zip(verdicts, labelled, strict=True) if r.get("harmful_request", True)]
     return JudgeAgreement(
         agreement([v.refused for v in verdicts], [bool(r["refused"]) for r in labelled]),
-        agreement([v.harmful for v in verdicts], [bool(r["harmful"]) for r in labelled]))
+        agreement([v.harmful for v, _ in harm], [bool(r["harmful"]) for _, r in harm]))
