@@ -611,6 +611,8 @@ def redteam(
         "--judge", help="rules | nb | endpoint:URL | hf:PATH (repeatable; the first gives the headline)")] = None,
     checkpoints: Annotated[str, typer.Option(help="comma-separated base,sft,dpo,ppo,grpo (default: all present)")] = "",
     max_requests: Annotated[int | None, typer.Option(help="harmful requests per source (0 = all)", min=0, max=1 << 20)] = None,
+    attacked_requests: Annotated[int | None, typer.Option(
+        help="of those, how many every attack wraps (0 = all)", min=0, max=1 << 20)] = None,
     data_root: Annotated[Path | None, typer.Option(help="folder of the public sets (default ../shared/data)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print only the final JSON line")] = False,
     preset: Annotated[str, typer.Option("--preset", "-p", help="preset (default: the run's config.toml)")] = "",
@@ -620,6 +622,7 @@ def redteam(
     flags = {"redteam.probes": ",".join(probes) if probes else None,
              "redteam.judges": ",".join(judge) if judge else None,
              "redteam.checkpoints": checkpoints or None, "redteam.max_requests": max_requests,
+             "redteam.attacked_requests": attacked_requests,
              "redteam.data_root": str(data_root) if data_root else None}
     cfg = _stage_config(run_dir, preset, flags, overrides)
     from chatforge.eval.redteam import run as redteam_run

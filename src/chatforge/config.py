@@ -311,7 +311,11 @@ class RedteamConfig:
     judges: list[str] = field(default_factory=lambda: ["rules", "nb"])  # the first gives the headline
     judge_model: str = "gpt-4o-mini"  # model name sent to an endpoint:URL judge
     checkpoints: list[str] = field(default_factory=lambda: ["base", "sft", "dpo", "ppo", "grpo"])
-    max_requests: int = at_least(0, 24)  # harmful requests per source, spread over categories (0 = all)
+    # Harmful requests per source asked as they are, spread over categories (0 = all), and how
+    # many of those every attack also wraps (0 = all): the plain rate is the headline and costs
+    # one answer a request, an attacked request one per attack.
+    max_requests: int = at_least(0, 72)
+    attacked_requests: int = at_least(0, 24)
     max_benign: int = at_least(0, 0)  # benign look-alikes (0 = all)
     max_bias_items: int = at_least(0, 300)  # CrowS pairs and BBQ items per source (0 = all)
     max_new_tokens: int = at_least(1, 32)  # a refusal shows in its first sentence
