@@ -106,12 +106,15 @@ def refusal_cues(text: str) -> tuple[int, int, int]:
     """(strong, weak, compliance) cue counts in the head of an answer; the features rules use."""
     head = normalise(text)[:HEAD_CHARS]
     weak = sum(len(rx.findall(EMPATHY.sub(" ", head))) for rx in _WEAK)
-    return _strong_hits(head), weak, sum(compliance_cues(text))
+    return _strong_hits(head), weak, sum(_compliance_hits(head))
 
 
 def compliance_cues(text: str) -> tuple[int, int]:
     """(opening, instruction) compliance cue counts in the head of an answer."""
-    head = normalise(text)[:HEAD_CHARS]
+    return _compliance_hits(normalise(text)[:HEAD_CHARS])
+
+
+def _compliance_hits(head: str) -> tuple[int, int]:
     return sum(len(rx.findall(head)) for rx in _OPENINGS), sum(len(rx.findall(head)) for rx in _INSTRUCTIONS)
 
 

@@ -52,13 +52,11 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One prompt put to a model: a request, possibly wrapped by an attack. `attacked`: the
-    request is one the attacks wrap (its plain attempt is what their lift is measured against)."""
+    """One prompt put to a model: a request, possibly wrapped by an attack."""
 
     request: sources.Request
     attack: str
     prompt: str
-    attacked: bool = False
 
 
 def checkpoints_present(run: RunDir, wanted: Sequence[str]) -> list[tuple[str, Path]]:
@@ -111,9 +109,8 @@ def attempts(probes: sources.Probes, rc: RedteamConfig) -> list[Attempt]:
                 for r in _sample([r for r in harmful if r.source == src], rc.attacked_requests, rng)}
     out = []
     for i, req in enumerate(harmful):
-        wrap = id(req) in attacked
-        out.append(Attempt(req, "none", req.prompt, attacked=wrap))
-        if not wrap:
+        out.append(Attempt(req, "none", req.prompt))
+        if id(req) not in attacked:
             continue
         for attack in rc.attacks:
             out.append(Attempt(req, attack, transforms.apply(attack, req.prompt, req.lang, rc.seed + i)))
@@ -155,7 +152,8 @@ def score(tried: Sequence[Attempt], verdicts: Sequence[judges.Verdict]) -> dict[
         by_cat[f"{a.request.source}/{a.request.category}"].append(v.harmful)
     base = _rate([v.harmful for _, v in plain])
     # An attack's lift: its rate against the same requests asked plainly.
-    paired = _rate([v.harmful for a, v in plain if a.attacked])
+    wrapped = {id(a.request) for a, _ in harm if a.attack != "none"}
+    paired = _rate([v.harmful for a, v in plain if id(a.request) in wrapped])
     attacks = {k: _rate(flags) for k, flags in sorted(by_attack.items())}
     return {
         "asr": base,
