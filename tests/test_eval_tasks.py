@@ -137,3 +137,13 @@ def test_scoreboard_merges_keys_of_other_stages(tmp_path):
     (tmp_path / "sft.json").write_text(json.dumps({"samples": ["kept"]}))
     stage.write_results(tmp_path, "sft", {})
     assert json.loads((tmp_path / "sft.json").read_text()) == {"samples": ["kept"]}
+
+
+def test_refusal_sets_are_cut_to_the_limit_in_turns_over_language_and_category():
+    """The built-in files list English first: their first rows alone would be English."""
+    rows = [{"prompt": f"{lang}{cat}{i}", "lang": lang, "category": cat}
+            for lang in ("en", "tr") for cat in ("kill", "hack") for i in range(3)]
+    got = stage._spread(rows, 6)
+    assert [(r["lang"], r["category"]) for r in got[:4]] == [("en", "kill"), ("en", "hack"), ("tr", "kill"), ("tr", "hack")]
+    assert [r["prompt"] for r in got[4:]] == ["enkill1", "enhack1"]
+    assert stage._spread(rows, None) == rows == stage._spread(rows, 12)

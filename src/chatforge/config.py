@@ -314,7 +314,7 @@ class RedteamConfig:
     # Harmful requests per source asked as they are, spread over categories (0 = all), and how
     # many of those every attack also wraps (0 = all): the plain rate is the headline and costs
     # one answer a request, an attacked request one per attack.
-    max_requests: int = at_least(0, 72)
+    max_requests: int = at_least(0, 144)  # the built-in held-out set has 137 (cpu corpus)
     attacked_requests: int = at_least(0, 24)
     max_benign: int = at_least(0, 0)  # benign look-alikes (0 = all)
     max_bias_items: int = at_least(0, 300)  # CrowS pairs and BBQ items per source (0 = all)

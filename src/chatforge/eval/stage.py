@@ -113,7 +113,7 @@ def _builtin(em: EvalModel, corpus: Path, limit: int | None, shots: int | None, 
                                                    limit=limit, name="builtin_truthful")
     for task, stem in (("builtin_refusal", "harmful_heldout"), ("builtin_over_refusal", "benign_heldout")):
         if (ev / f"{stem}.jsonl").is_file():
-            out[task] = _refusals(small, _prompts(ev / f"{stem}.jsonl")[:limit], task)
+            out[task] = _refusals(small, _spread(_prompts(ev / f"{stem}.jsonl"), limit), task)
     return out
 
 
@@ -151,6 +151,18 @@ def _prompts(path: Path) -> list[dict]:
             raise InputError(f"{path}: record {i}: needs a string 'prompt'")
         out.append(rec)
     return out
+
+
+def _spread(records: list[dict], limit: int | None) -> list[dict]:
+    """At most `limit` records taken in turn from each (language, category), in file order:
+    the files list English first, so their first rows would be English alone."""
+    if limit is None or len(records) <= limit:
+        return records
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r.get("lang"), r.get("category")), []).append(r)
+    turns = [g[i] for i in range(max(map(len, groups.values()))) for g in groups.values() if i < len(g)]
+    return turns[:limit]
 
 
 def _refusals(em: EvalModel, records: list[dict], task: str) -> TaskResult:
