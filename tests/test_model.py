@@ -259,6 +259,23 @@ def test_the_critic_starts_from_the_reward_models_trunk_and_head():
         value.init_from(torch.nn.Linear(2, 2))
 
 
+def test_a_zero_head_critic_keeps_the_reward_models_trunk_and_starts_every_value_at_zero():
+    """PPO's default critic: the reward model's head read at every position gave values of
+    std ~2 against normalised returns of std 1 (ppo.critic_head)."""
+    from chatforge.model.reward import RewardModel, ValueModel
+
+    rm = RewardModel(tiny().cfg)
+    value = ValueModel(rm.cfg)
+    value.init_from(rm)
+    value.zero_head()
+    x = torch.randint(0, 97, (2, 12))
+    with torch.no_grad():
+        assert torch.equal(value(x), torch.zeros(2, 12))
+        assert torch.equal(value.trunk.hidden_states(x), rm.trunk.hidden_states(x))
+    value(x).sum().backward()
+    assert value.score.weight.grad.abs().sum() > 0  # the head learns from the first step
+
+
 def test_a_truncated_checkpoint_is_a_one_line_error(tmp_path):
     from chatforge.errors import RunDirError
 

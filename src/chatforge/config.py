@@ -355,6 +355,9 @@ class PPOConfig:
     clip: float = between(0, 1, 0.2, lo_open=True)
     value_clip: float = between(0, None, 0.2, lo_open=True)
     vf_coef: float = at_least(0, 0.1)
+    # "zero": the critic's trunk from the reward model, its head from zero, so every value
+    # starts at the normalised reward's mean; "reward": the reward model's head too (InstructGPT)
+    critic_head: str = one_of("zero", "zero", "reward")
     normalize_reward: bool = True
     reward_clip: float = between(0, None, 5.0, lo_open=True)
     missing_eos_penalty: float = -1.0  # added to the score of an answer that never ends

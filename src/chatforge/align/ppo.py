@@ -270,6 +270,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
     model = PolicyValueModel(model_cfg).to(device)
     model.policy.load_state_dict(sft.state_dict())
     model.value.init_from(rm)  # the critic starts from the reward model
+    if p.critic_head == "zero":
+        model.value.zero_head()
     del sft
     train_prompts, heldout = rl_prompts(run, cfg)
     task = PPOTask(model, ref, rm, tok, train_prompts, heldout, cfg, ddp)

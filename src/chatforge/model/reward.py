@@ -47,6 +47,13 @@ class _ScalarHead(nn.Module):
             raise ValueError(f"{type(model).__name__} lacks {', '.join(missing[:3])} of this {self.kind} model")
 
 
+    @torch.no_grad()
+    def zero_head(self) -> None:
+        """Every position's output 0 until trained (the trunk keeps its weights)."""
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+
 class RewardModel(_ScalarHead):
     """The reward model: head at the last token + scale x mean answer log-probability."""
 
