@@ -49,6 +49,7 @@ def test_smoke_extends_cpu():
         ("model=3", "is a section"),
         ("depth", "expected key=value"),
         ("model.head_dim=48", "not a multiple"),
+        ("model.fp32_width=200", "model width 200 is not a multiple"),
     ],
 )
 def test_bad_values_name_the_key(override, fragment):
@@ -92,3 +93,22 @@ def test_every_command_has_help():
         assert runner.invoke(app, [name, "--help"]).exit_code == 0, name
         for sub in getattr(command, "commands", {}):
             assert runner.invoke(app, [name, sub, "--help"]).exit_code == 0, (name, sub)
+
+
+def test_fp32_width_replaces_the_width_only_where_matmuls_run_in_fp32():
+    """The cpu preset's rule: a CPU without fast bf16 trains the narrower model."""
+    import torch
+
+    from chatforge.model.gpt import GPTConfig
+    from chatforge.train.pretrain import build_model
+
+    cfg = load_config("cpu", ["model.fp32_width=192"])
+    assert GPTConfig.from_model_config(cfg.model, 97).n_embd == 256
+    assert GPTConfig.from_model_config(cfg.model, 97, fp32=True).n_embd == 192
+    cfg = load_config("cpu", ["model.width=128"])  # a width set explicitly wins everywhere
+    assert GPTConfig.from_model_config(cfg.model, 97, fp32=True).n_embd == 128
+    assert load_config("smoke").model.fp32_width == load_config("d12").model.fp32_width == 0
+    cpu = torch.device("cpu")
+    assert build_model(load_config("cpu", ["model.fp32_width=192", "pretrain.train.precision=fp32"]), 97, cpu).cfg.n_embd == 192
+    assert build_model(load_config("cpu", ["model.fp32_width=192", "pretrain.train.precision=bf16"]), 97, cpu).cfg.n_embd == 256
+    assert build_model(load_config("cpu", ["model.fp32_width=0", "pretrain.train.precision=fp32"]), 97, cpu).cfg.n_embd == 256

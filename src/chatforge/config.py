@@ -160,6 +160,7 @@ class ModelConfig:
 
     depth: int = at_least(1, 4)
     width: int = at_least(0, 0)  # 0 = depth * aspect_ratio
+    fp32_width: int = at_least(0, 0)  # > 0, width unset: the width where matmuls run in fp32
     aspect_ratio: int = at_least(1, 64)
     head_dim: int = at_least(1, 64)
     n_kv_head: int = at_least(0, 0)  # 0 = same as query heads (no GQA)
@@ -700,12 +701,12 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{name}: a rollout's {rows} answers must split into minibatches of "
                               f"{name}.train.batch_size x grad_accum = {step_rows}")
     m = cfg.model
-    width = m.width or m.depth * m.aspect_ratio
-    if width % m.head_dim:
-        raise ConfigError(f"model width {width} is not a multiple of model.head_dim={m.head_dim}")
-    n_head = width // m.head_dim
-    if m.n_kv_head and n_head % m.n_kv_head:
-        raise ConfigError(f"model.n_kv_head={m.n_kv_head} must divide the {n_head} query heads")
+    for width in {m.width or m.depth * m.aspect_ratio, m.width or m.fp32_width or m.depth * m.aspect_ratio}:
+        if width % m.head_dim:
+            raise ConfigError(f"model width {width} is not a multiple of model.head_dim={m.head_dim}")
+        n_head = width // m.head_dim
+        if m.n_kv_head and n_head % m.n_kv_head:
+            raise ConfigError(f"model.n_kv_head={m.n_kv_head} must divide the {n_head} query heads")
 
 
 def _to_toml(d: dict[str, Any], prefix: str = "") -> str:

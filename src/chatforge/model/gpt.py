@@ -55,9 +55,11 @@ class GPTConfig:
         return self.n_embd // self.n_head
 
     @classmethod
-    def from_model_config(cls, mc, vocab_size: int) -> GPTConfig:  # mc: config.ModelConfig
-        """Derive the architecture from the one size dial (`depth`) and its rules."""
-        width = mc.width or mc.depth * mc.aspect_ratio
+    def from_model_config(cls, mc, vocab_size: int, fp32: bool = False) -> GPTConfig:  # mc: config.ModelConfig
+        """Derive the architecture from the one size dial (`depth`) and its rules; `fp32`: the
+        matmuls will run in fp32, where `mc.fp32_width` (if set) replaces the derived width
+        (a width set explicitly wins everywhere)."""
+        width = mc.width or (fp32 and mc.fp32_width) or mc.depth * mc.aspect_ratio
         n_head = max(1, width // mc.head_dim)
         return cls(
             vocab_size=vocab_size,

@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 
 from chatforge.config import Config, TokenizerConfig
-from chatforge.device import pick_device
+from chatforge.device import compute_dtype, pick_device
 from chatforge.engine import Engine, SamplingParams
 from chatforge.errors import ChatforgeError, InputError
 from chatforge.eval.lm import evaluate_bpb
@@ -36,7 +36,8 @@ SAMPLE_PROMPTS = ("", "The", "Bir")
 
 def build_model(cfg: Config, vocab_size: int, device: torch.device) -> GPT:
     torch.manual_seed(cfg.run.seed)
-    return GPT(GPTConfig.from_model_config(cfg.model, vocab_size)).to(device)
+    fp32 = compute_dtype(device, cfg.pretrain.train.precision) == torch.float32
+    return GPT(GPTConfig.from_model_config(cfg.model, vocab_size, fp32)).to(device)
 
 
 def make_task(model: GPT, tok: Tokenizer, train_shards: TokenShards, val_shards: TokenShards,
@@ -84,6 +85,7 @@ def _summary(result: TrainResult, model: GPT) -> dict:
         "val_bpb": result.eval.get("val_bpb"),
         "steps": result.steps,
         "params": model.num_params(),
+        "width": model.cfg.n_embd,
         "tokens": result.tokens,
         "tokens_per_s": result.tokens_per_s,
         "mfu": result.mfu,
@@ -115,7 +117,7 @@ def run(cfg: Config, run: RunDir) -> StageResult:
         outputs={"checkpoint": str(run.checkpoint("pretrain"))},
         metrics=summary,
         summary=f"val_bpb {summary['val_bpb']:.3f}, {summary['tokens_per_s']:,.0f} tok/s, "
-                f"MFU {summary['mfu']:.0%}",
+                f"MFU {summary['mfu']:.0%}, {model.cfg.n_layer} x {model.cfg.n_embd} wide",
         device=device.type,
     )
 
