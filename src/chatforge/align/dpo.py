@@ -31,8 +31,8 @@ from chatforge.align.collect import training_preferences
 from chatforge.align.pairs import (
     EncodedPair,
     encode_pair,
+    greedy_replies,
     prefs_digest,
-    prompt_messages,
     sequence_logprobs,
     sequences,
 )
@@ -41,7 +41,7 @@ from chatforge.align.reward import epoch_batch
 from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
-from chatforge.engine import Engine, SamplingParams, length_batches
+from chatforge.engine import length_batches
 from chatforge.errors import InputError
 from chatforge.eval.facts import read_fact_questions, score_facts
 from chatforge.eval.refusal import is_refusal
@@ -51,7 +51,6 @@ from chatforge.model.loss import IGNORE_INDEX
 from chatforge.runs import RunDir, atomic_write_json, files_digest, read_jsonl
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import render_prompt_within
 from chatforge.train.loop import TrainTask, identity, init_distributed, train
 
 
@@ -105,9 +104,7 @@ def refusal_rate(model: GPT, tok: Tokenizer, prompts: Sequence[dict], max_new_to
     keeps its end (the request), leaving room for the reply."""
     if not prompts:
         return float("nan")
-    new = min(max_new_tokens, model.cfg.seq_len // 2)
-    ids = [render_prompt_within(tok, prompt_messages(p), model.cfg.seq_len - new) for p in prompts]
-    replies = Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=new))
+    replies = greedy_replies(model, tok, prompts, max_new_tokens)
     return sum(map(is_refusal, replies)) / len(replies)
 
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from chatforge.engine import length_batches
+from chatforge.engine import Engine, SamplingParams, length_batches
 from chatforge.model.loss import IGNORE_INDEX
 from chatforge.tokenizer.bpe import Tokenizer
-from chatforge.tokenizer.chat import render_prompt
+from chatforge.tokenizer.chat import render_prompt, render_prompt_within
 
 MIN_PROMPT_TOKENS = 8  # the least of a prompt kept when a pair is cut to fit
 
@@ -117,3 +117,11 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
         for r, score in zip(batch, scores.tolist(), strict=True):
             out[r] = score
     return out
+
+
+def greedy_replies(model, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int = 48) -> list[str]:
+    """Greedy replies to `prompts`; a prompt too long for the context keeps its end (the
+    request), leaving room for the reply."""
+    new = min(max_new_tokens, model.cfg.seq_len // 2)
+    ids = [render_prompt_within(tok, prompt_messages(p), model.cfg.seq_len - new) for p in prompts]
+    return Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=new))

@@ -22,13 +22,23 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor
 
-from chatforge.align.collect import training_preferences
-from chatforge.align.pairs import EncodedPair, encode_pair, prefs_digest, sequences
+from chatforge.align.collect import safety_requests, training_preferences
+from chatforge.align.pairs import (
+    EncodedPair,
+    encode_pair,
+    greedy_replies,
+    prefs_digest,
+    reward_scores,
+    sequences,
+)
 from chatforge.align.prefs import PrefStore
 from chatforge.config import Config
+from chatforge.corpus.safety import REFUSAL
 from chatforge.device import pick_device
 from chatforge.errors import InputError
+from chatforge.eval.refusal import is_refusal
 from chatforge.model.checkpoint import load_model, resolve_checkpoint
+from chatforge.model.gpt import GPT
 from chatforge.model.reward import RewardModel
 from chatforge.runs import RunDir, atomic_write_json, files_digest
 from chatforge.stage import StageResult
@@ -129,6 +139,26 @@ def make_task(rm: RewardModel, tok: Tokenizer, train_pairs: list[EncodedPair],
     )
 
 
+@torch.no_grad()
+def refusal_preference(rm: RewardModel, sft: GPT, tok: Tokenizer, run: RunDir) -> dict[str, float]:
+    """Where SFT answers a held-out harmful request of the built-in corpus without refusing, the
+    share of them on which the reward model scores the corpus's refusal above SFT's answer.
+    Pairs test the answers they hold; PPO can raise refusals of the wordings SFT misses only as
+    far as this share is high. Empty without the corpus's held-out harmful requests."""
+    prompts = safety_requests(run.corpus / "eval" / "harmful_heldout.jsonl", "refusal", split="heldout")
+    if not prompts:
+        return {}
+    replies = greedy_replies(sft, tok, prompts)
+    missed = [(p, r) for p, r in zip(prompts, replies, strict=True) if not is_refusal(r)]
+    out: dict[str, float] = {"heldout_harmful": len(prompts), "heldout_harmful_sft_answered": len(missed)}
+    if missed:
+        asked = [p for p, _ in missed]
+        own = reward_scores(rm, tok, asked, [r for _, r in missed])
+        refusal = reward_scores(rm, tok, asked, [REFUSAL.get(p["lang"], REFUSAL["en"]) for p in asked])
+        out["heldout_refusal_preferred"] = sum(a > b for a, b in zip(refusal, own, strict=True)) / len(missed)
+    return out
+
+
 def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult:
     """Pipeline stage: prefs/prefs.db + checkpoints/sft -> checkpoints/reward."""
     console = console or Console(stderr=True)
@@ -161,6 +191,7 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
         return StageResult(device=device.type)
     rm.eval()
     scores = heldout_scores(rm, held_pairs, tok.pad_id)
+    scores |= refusal_preference(rm, load_model(sft_dir, device).eval(), tok, run)
     metrics = {**scores, "train_pairs": len(train_pairs), "steps": result.steps,
                "final_loss": result.final_loss, "train_accuracy": result.metrics.get("accuracy"),
                "tokens_per_s": result.tokens_per_s, "wall_s": result.wall_s}
@@ -170,6 +201,9 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
         metrics=metrics,
         summary=(f"held-out pair accuracy {scores.get('heldout_accuracy', float('nan')):.1%} of "
                  f"{len(held_pairs)}, margin {scores.get('heldout_margin', float('nan')):.2f}, "
-                 f"ECE {scores.get('heldout_ece', float('nan')):.3f}; {len(train_pairs)} training pairs"),
+                 f"ECE {scores.get('heldout_ece', float('nan')):.3f}; {len(train_pairs)} training pairs"
+                 + (f"; a refusal preferred to {scores['heldout_refusal_preferred']:.0%} of SFT's "
+                    f"{scores['heldout_harmful_sft_answered']} answers to held-out harmful requests"
+                    if "heldout_refusal_preferred" in scores else "")),
         device=device.type,
     )
