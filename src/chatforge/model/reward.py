@@ -46,7 +46,6 @@ class _ScalarHead(nn.Module):
         if missing:
             raise ValueError(f"{type(model).__name__} lacks {', '.join(missing[:3])} of this {self.kind} model")
 
-
     @torch.no_grad()
     def zero_head(self) -> None:
         """Every position's output 0 until trained (the trunk keeps its weights)."""
