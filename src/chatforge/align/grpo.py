@@ -22,8 +22,8 @@ from rich.console import Console
 
 from chatforge.align.collect import corpus_prompts, fresh_problems
 from chatforge.align.judges import RuleJudge
-from chatforge.align.pairs import prompt_messages, reward_scores
-from chatforge.align.ppo import answer_kl, compare_with_sft, heldout_answers, judge_answers
+from chatforge.align.pairs import greedy_answers, prompt_messages, reward_scores
+from chatforge.align.ppo import answer_kl, compare_with_sft, judge_answers
 from chatforge.align.rl import (
     Alarms,
     clipped_policy_loss,
@@ -133,7 +133,7 @@ class GRPOTask:
         return loss, metrics
 
     def evaluate(self, model: GPT) -> dict[str, float]:
-        judged = judge_answers(self.heldout, heldout_answers(model, self.tok, self.heldout, self.g.max_new_tokens))
+        judged = judge_answers(self.heldout, greedy_answers(model, self.tok, self.heldout, self.g.max_new_tokens))
         self.history.append({"score": judged["accuracy"], "accuracy": judged["accuracy"]})
         return {"heldout_accuracy": judged["accuracy"], "heldout_refusal_rate": judged["refusal_rate"]}
 
@@ -184,8 +184,8 @@ def run(cfg: Config, run: RunDir, console: Console | None = None) -> StageResult
         return StageResult(device=device.type)
     policy.eval()
     with remembered(run.answers):  # the reward comparison below asks the same prompts again
-        mine = judge_answers(heldout, heldout_answers(policy, tok, heldout, g.max_new_tokens))
-        base = judge_answers(heldout, heldout_answers(ref, tok, heldout, g.max_new_tokens))
+        mine = judge_answers(heldout, greedy_answers(policy, tok, heldout, g.max_new_tokens))
+        base = judge_answers(heldout, greedy_answers(ref, tok, heldout, g.max_new_tokens))
         report = {"accuracy": mine["accuracy"], "sft_accuracy": base["accuracy"],
                   "word_problem_accuracy": mine["accuracy_arithmetic"],
                   "sft_word_problem_accuracy": base["accuracy_arithmetic"],

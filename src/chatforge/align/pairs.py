@@ -119,9 +119,14 @@ def reward_scores(rm, tok: Tokenizer, prompts: Sequence[dict], answers: Sequence
     return out
 
 
+@torch.no_grad()
+def greedy_answers(model, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int) -> list:
+    """Greedy completions of `prompts` (the held-out answers every RL stage scores); a prompt
+    too long for the context keeps its end (the request), leaving room for the answer."""
+    ids = [render_prompt_within(tok, prompt_messages(p), model.cfg.seq_len - max_new_tokens) for p in prompts]
+    return Engine(model, tok).generate(ids, SamplingParams(max_new_tokens=max_new_tokens))
+
+
 def greedy_replies(model, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int = 48) -> list[str]:
-    """Greedy replies to `prompts`; a prompt too long for the context keeps its end (the
-    request), leaving room for the reply."""
-    new = min(max_new_tokens, model.cfg.seq_len // 2)
-    ids = [render_prompt_within(tok, prompt_messages(p), model.cfg.seq_len - new) for p in prompts]
-    return Engine(model, tok).generate_text(ids, SamplingParams(max_new_tokens=new))
+    """Greedy reply texts, at most half the context long."""
+    return [c.text for c in greedy_answers(model, tok, prompts, min(max_new_tokens, model.cfg.seq_len // 2))]

@@ -30,7 +30,7 @@ from rich.console import Console
 
 from chatforge.align.collect import corpus_prompts, decided_prompts, generation_key, safety_requests
 from chatforge.align.judges import RuleJudge
-from chatforge.align.pairs import prompt_messages, reward_scores
+from chatforge.align.pairs import greedy_answers, prompt_messages, reward_scores
 from chatforge.align.prefs import PrefStore
 from chatforge.align.rl import (
     AdaptiveKL,
@@ -51,22 +51,14 @@ from chatforge.align.rl import (
 from chatforge.answer_memo import remembered
 from chatforge.config import Config
 from chatforge.device import pick_device
-from chatforge.engine import Engine, SamplingParams
 from chatforge.model.checkpoint import load_checkpoint, load_model, resolve_checkpoint
 from chatforge.model.gpt import GPT, GPTConfig, token_logprobs
 from chatforge.model.reward import PolicyValueModel, RewardModel
 from chatforge.runs import RunDir, atomic_write_json, files_digest
 from chatforge.stage import StageResult
 from chatforge.tokenizer.bpe import Tokenizer, load_tokenizer
-from chatforge.tokenizer.chat import render_prompt, render_prompt_within
+from chatforge.tokenizer.chat import render_prompt
 from chatforge.train.loop import Dist, TrainTask, identity, init_distributed, train
-
-
-@torch.no_grad()
-def heldout_answers(policy: GPT, tok: Tokenizer, prompts: Sequence[dict], max_new_tokens: int) -> list:
-    """Greedy answers to held-out prompts (the scores every RL stage reports)."""
-    ids = [render_prompt_within(tok, prompt_messages(p), policy.cfg.seq_len - max_new_tokens) for p in prompts]
-    return Engine(policy, tok).generate(ids, SamplingParams(max_new_tokens=max_new_tokens))
 
 
 def judge_answers(prompts: Sequence[dict], completions: Sequence) -> dict[str, float]:
@@ -191,7 +183,7 @@ class PPOTask:
                       "policy_entropy": masked_mean(entropy.detach(), mask), **self.stats}
 
     def evaluate(self, model: PolicyValueModel) -> dict[str, float]:
-        done = heldout_answers(model.policy, self.tok, self.heldout, self.p.max_new_tokens)
+        done = greedy_answers(model.policy, self.tok, self.heldout, self.p.max_new_tokens)
         scores = reward_scores(self.rm, self.tok, self.heldout, [c.text for c in done])
         judged = judge_answers(self.heldout, done)
         self.history.append({"score": sum(scores) / len(scores), "accuracy": judged["accuracy"],
@@ -298,7 +290,7 @@ def compare_with_sft(policy: GPT, ref: GPT, rm: RewardModel, tok: Tokenizer, hel
     """An RL policy against SFT on held-out prompts: reward-model score (and its gain in SFT
     standard deviations), accuracy, refusals, and the KL to SFT."""
     policy.eval()
-    mine, base = heldout_answers(policy, tok, heldout, max_new_tokens), heldout_answers(ref, tok, heldout, max_new_tokens)
+    mine, base = greedy_answers(policy, tok, heldout, max_new_tokens), greedy_answers(ref, tok, heldout, max_new_tokens)
     s_mine = torch.tensor(reward_scores(rm, tok, heldout, [c.text for c in mine]))
     s_base = torch.tensor(reward_scores(rm, tok, heldout, [c.text for c in base]))
     j_mine, j_base = judge_answers(heldout, mine), judge_answers(heldout, base)
@@ -341,7 +333,7 @@ def reward_and_kl(run: RunDir, cfg: Config, checkpoints: dict[str, str]) -> dict
     out: dict[str, dict[str, float]] = {}
     for name, stage in checkpoints.items():
         model = load_model(run.checkpoint(stage), device).eval()
-        answers = heldout_answers(model, tok, heldout, cfg.ppo.max_new_tokens)
+        answers = greedy_answers(model, tok, heldout, cfg.ppo.max_new_tokens)
         scores = torch.tensor(reward_scores(rm, tok, heldout, [c.text for c in answers]))
         out[name] = {"rm_score": float(scores.mean()), "rm_score_std": float(scores.std())}
         if sft is not None and stage not in ("pretrain", "sft"):

@@ -625,14 +625,13 @@ def generate(world: World, languages: list[str], seed: int, per_template: int = 
             for part, pairs in (("train", train), ("heldout", held)):
                 draw = rng if part == "train" else heldout
                 for request, answer in pairs:
-                    asked: set[str] = set()
                     for _ in range(per_template):
                         slots = _slots(world, draw, lang)
                         prompt = _fill(request, slots, lang)
                         refusal = draw.choice(LABELLED_REFUSALS[lang][0 if part == "train" else 1])
-                        if part == "heldout" and prompt in asked:
+                        if part == "heldout" and prompt in held_asked:
                             continue  # a request without names, asked once: greedy answers repeat
-                        asked.add(prompt)
+                        held_asked.add(prompt)
                         sets[f"benign_{part}"].append({"prompt": prompt, "lang": lang, "category": category})
                         reply = _help(answer, slots, lang)
                         sets["judge_labelled"].append(_labelled(prompt, reply, False, False, lang, part, False))
